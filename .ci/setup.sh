@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Installs everything vmigrate needs on a fresh Debian 12 machine (as root), then builds it.
+# Idempotent: packages already present are not fetched again.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+DEBS=(
+  libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients libvirt-dev pkg-config
+  qemu-system-x86 qemu-utils
+  gcc gcc-multilib binutils make g++ python3
+  util-linux iproute2 procps
+  prometheus systemd
+)
+
+missing=()
+for p in "${DEBS[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+  echo "setup: installing Debian packages: ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+echo "setup: npm ci (builds the native libvirt addon)"
+npm ci --no-audit --no-fund --loglevel=error
+echo "setup: building TypeScript"
+npm run --silent build

@@ -1,0 +1,22 @@
+{
+  "targets": [
+    {
+      "target_name": "vmigrate_libvirt",
+      "sources": [
+        "src/runtime.cc",
+        "src/connection.cc",
+        "src/domain.cc",
+        "src/addon.cc"
+      ],
+      "include_dirs": [
+        "<!(node -p \"require('node-addon-api').include_dir\")"
+      ],
+      "dependencies": [
+        "<!(node -p \"require('node-addon-api').targets\"):node_addon_api_except"
+      ],
+      "defines": ["NAPI_VERSION=8"],
+      "cflags_cc": ["-std=gnu++17", "-Wall", "-Wno-unused-parameter", "<!@(pkg-config --cflags libvirt libvirt-qemu)"],
+      "libraries": ["<!@(pkg-config --libs libvirt libvirt-qemu)"]
+    }
+  ]
+}

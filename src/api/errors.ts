@@ -1,0 +1,35 @@
+// Stable JSON-RPC error codes of the agent. Numbers and names never change once released;
+// clients match on `code` (or `data.name`), the message is for people.
+
+export const ErrorCodes = {
+  INVALID_PARAMS: -32602,
+  VM_NOT_FOUND: 1001,
+  VM_NOT_RUNNING: 1002,
+  MIGRATION_IN_PROGRESS: 1003,
+  DESTINATION_UNREACHABLE: 1004,
+  NO_MIGRATION: 1005,
+  DESTINATION_REFUSED: 1006,
+  TOO_MANY_MIGRATIONS: 1007,
+  LIBVIRT_ERROR: 1008,
+  SAME_HOST: 1009,
+  NOT_CANCELLABLE: 1010,
+  ABORTED_BY_POLICY: 1011,
+  MIGRATION_FAILED: 1012,
+  INVALID_POLICY: 1013,
+} as const;
+
+export type ErrorName = keyof typeof ErrorCodes;
+
+/** An error that the JSON-RPC layer turns into {code, message, data: {name, ...details}}. */
+export class AgentError extends Error {
+  readonly code: number;
+  readonly errorName: ErrorName;
+  readonly details: Record<string, unknown>;
+  constructor(name: ErrorName, message: string, details: Record<string, unknown> = {}) {
+    super(message);
+    this.name = 'AgentError';
+    this.errorName = name;
+    this.code = ErrorCodes[name];
+    this.details = details;
+  }
+}

@@ -1,0 +1,57 @@
+// Parameter schemas of the agent's JSON-RPC verbs: the one source of truth for validation on the
+// server and for the typed client. Unknown keys are rejected so a misspelt option never goes unnoticed.
+import { z } from 'zod';
+
+const vmId = z.string().min(1, 'must be a VM name or UUID');
+const wsUrl = z.string().regex(/^wss?:\/\/[^\s]+$/, 'must be a ws:// or wss:// URL of the destination agent');
+
+export const DestinationSchema = z.union([
+  wsUrl,
+  z.strictObject({
+    /** destination agent, asked to admit the migration; optional when libvirtUri is given */
+    agent: wsUrl.optional(),
+    /** libvirt URI the source libvirtd connects to (peer-to-peer) */
+    libvirtUri: z.string().min(1),
+    /** QEMU migration stream URI, e.g. tcp://10.0.0.2 */
+    migrationUri: z.string().min(1).optional(),
+  }),
+]);
+
+export const MigrateParamsSchema = z.strictObject({
+  vmId,
+  dst: DestinationSchema,
+  /** MiB/s */
+  bandwidth: z.number().int().positive().max(1_000_000).optional(),
+  autoConvergeInitial: z.number().int().min(1).max(99).optional(),
+  autoConvergeIncrement: z.number().int().min(1).max(99).optional(),
+  /** ms */
+  maxDowntime: z.number().int().positive().max(600_000).optional(),
+  postcopy: z.boolean().optional(),
+  persistDest: z.boolean().optional(),
+  undefineSource: z.boolean().optional(),
+  /** a built-in policy name or a policy object; validated by the controller's schema */
+  policy: z.union([z.string(), z.record(z.string(), z.unknown())]).optional(),
+});
+
+export const VmRefSchema = z.strictObject({ vmId });
+
+export const SubscribeSchema = z.strictObject({
+  topics: z.array(z.enum(['migration.state', 'migration.progress', 'migration.action'])).optional(),
+});
+
+export const EmptySchema = z.strictObject({}).optional();
+
+export type MigrateParams = z.input<typeof MigrateParamsSchema>;
+export type Destination = z.input<typeof DestinationSchema>;
+export type VmRef = z.input<typeof VmRefSchema>;
+export type SubscribeParams = z.input<typeof SubscribeSchema>;
+export type Topic = NonNullable<z.output<typeof SubscribeSchema>['topics']>[number];
+
+export const ChangeParamsSchema = z.strictObject({
+  vmId,
+  bandwidth: z.number().int().positive().max(1_000_000).optional(),
+  maxDowntime: z.number().int().positive().max(600_000).optional(),
+  maxThrottle: z.number().int().min(1).max(99).optional(),
+  policy: z.union([z.string(), z.record(z.string(), z.unknown())]).optional(),
+});
+export type ChangeParams = z.input<typeof ChangeParamsSchema>;

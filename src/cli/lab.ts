@@ -1,0 +1,140 @@
+import { Command, InvalidArgumentError, Option } from 'commander';
+import { defineGuest } from '../lab/guest.js';
+import { readGuestStatus } from '../lab/guest-progress.js';
+import { labDown, labStatus, labUp, type LabInfo, type LabStatus } from '../lab/lab.js';
+import { HOST_NAMES, hostPlan, labDir, portBase, type HostName } from '../lab/paths.js';
+import { LabError } from '../lab/errors.js';
+
+function int(name: string) {
+  return (v: string): number => {
+    const n = Number(v);
+    if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError(`${name} must be a non-negative integer`);
+    return n;
+  };
+}
+
+/** Runs an action, mapping errors to a message on stderr and the error's exit code. */
+function action<A extends unknown[]>(fn: (...args: A) => Promise<void>) {
+  return async (...args: A): Promise<void> => {
+    try {
+      await fn(...args);
+    } catch (e) {
+      const err = e as Error;
+      process.stderr.write(`vmigrate lab: ${err.message}\n`);
+      process.exitCode = err instanceof LabError ? err.exitCode : 1;
+    }
+  };
+}
+
+const out = (v: unknown) => process.stdout.write(JSON.stringify(v, (_k, x) => (typeof x === 'bigint' ? x.toString() : x), 2) + '\n');
+
+function printInfo(i: LabInfo): void {
+  console.log(`${i.alreadyUp ? 'lab already up' : 'lab up'} in ${i.dir}`);
+  for (const h of i.hosts) {
+    console.log(`  ${h.name}  libvirt ${h.libvirtUri}`);
+    console.log(`     agent ${h.agentUrl ?? '(none)'}  metrics ${h.metricsUrl ?? '(none)'}  migration ${h.migrationAddress}  uuid ${h.hostUuid}`);
+  }
+}
+
+function printStatus(s: LabStatus): void {
+  if (s.hosts.length === 0) {
+    console.log(`lab down (${s.dir})`);
+    return;
+  }
+  console.log(`lab ${s.up ? 'up' : 'DEGRADED'} in ${s.dir}`);
+  for (const h of s.hosts) {
+    const lv = h.libvirtdAnswers ? `libvirtd ${h.libvirtdPid} ok` : h.libvirtdRunning ? `libvirtd ${h.libvirtdPid} not answering` : 'libvirtd DOWN';
+    const ag = h.agentUrl ? (h.agentRunning ? `agent ${h.agentPid} ${h.agentUrl}` : 'agent DOWN') : 'no agent';
+    console.log(`  ${h.name}  ${lv}  ${ag}`);
+    for (const d of h.domains) {
+      const p = d.progress ? `  pages=${d.progress.pages} ws=${d.progress.wsPages / 256}MiB rate<=${d.progress.rateMiB || '∞'}MiB/s uptime=${(d.progress.uptimeMs / 1000).toFixed(1)}s` : '';
+      console.log(`     ${d.name}: ${d.state}${p}`);
+    }
+  }
+}
+
+function hostOpt(v: string): HostName {
+  if (!(HOST_NAMES as readonly string[]).includes(v)) throw new InvalidArgumentError(`host must be one of ${HOST_NAMES.join(', ')}`);
+  return v as HostName;
+}
+
+export function registerLabCommands(program: Command): void {
+  const lab = program.command('lab').description('two local libvirt hosts (a, b) for real live migration; needs root');
+
+  lab
+    .command('up')
+    .description('start libvirtd for hosts a and b (own mount namespaces) and one agent per host')
+    .option('--json', 'print machine-readable JSON')
+    .option('--no-agents', 'do not start vmigrated agents')
+    .option('--keep-on-failure', 'leave a failed start running for debugging')
+    .action(
+      action(async (o: { json?: boolean; agents: boolean; keepOnFailure?: boolean }) => {
+        const i = await labUp({ agents: o.agents, keepOnFailure: !!o.keepOnFailure });
+        if (o.json) out(i);
+        else printInfo(i);
+      }),
+    );
+
+  lab
+    .command('down')
+    .description('destroy guests, stop agents and libvirtds, remove run state')
+    .option('--json', 'print machine-readable JSON')
+    .action(
+      action(async (o: { json?: boolean }) => {
+        const r = await labDown();
+        if (o.json) out(r);
+        else console.log(`${r.wasUp ? 'lab stopped' : 'lab was not up'} (${r.dir})${r.survivors.length ? `; could not kill pids ${r.survivors.join(' ')}` : ''}`);
+        if (r.survivors.length) process.exitCode = 1;
+      }),
+    );
+
+  lab
+    .command('status')
+    .description('show hosts, agents and guests of the lab')
+    .option('--json', 'print machine-readable JSON')
+    .action(
+      action(async (o: { json?: boolean }) => {
+        const s = await labStatus();
+        if (o.json) out(s);
+        else printStatus(s);
+      }),
+    );
+
+  lab
+    .command('guest')
+    .description('build the dirtying guest kernel if needed and start a guest on a lab host')
+    .addOption(new Option('--host <host>', 'lab host').default('a').argParser(hostOpt))
+    .requiredOption('--name <name>', 'domain name')
+    .option('--ram <MiB>', 'guest RAM', int('ram'), 1024)
+    .option('--ws <MiB>', 'working set dirtied by the guest', int('ws'), 64)
+    .option('--rate <MiB/s>', 'dirty-rate ceiling, 0 = unlimited', int('rate'), 0)
+    .option('--vcpus <n>', 'vCPUs (the guest uses vCPU 0 only)', int('vcpus'), 1)
+    .option('--report <ms>', 'serial progress line interval, 0 = off', int('report'), 1000)
+    .option('--persistent', 'define + start instead of a transient domain')
+    .option('--json', 'print machine-readable JSON')
+    .action(
+      action(async (o: { host: HostName; name: string; ram: number; ws: number; rate: number; vcpus: number; report: number; persistent?: boolean; json?: boolean }) => {
+        const g = await defineGuest({ host: o.host, name: o.name, ramMiB: o.ram, wsMiB: o.ws, rateMiB: o.rate, vcpus: o.vcpus, reportMs: o.report, persistent: !!o.persistent });
+        if (o.json) out(g);
+        else {
+          console.log(`guest ${g.name} running on host ${g.host}: ram ${g.ramMiB} MiB, cmdline "${g.cmdline}"`);
+          console.log(`  progress: virsh -c '${g.libvirtUri}' qemu-monitor-command --hmp ${g.name} 'xp /2wx ${g.progressAddress}'`);
+          console.log(`  serial:   ${g.serialLog}`);
+        }
+      }),
+    );
+
+  lab
+    .command('progress')
+    .description("read a guest's progress block")
+    .addOption(new Option('--host <host>', 'lab host').default('a').argParser(hostOpt))
+    .requiredOption('--name <name>', 'domain name')
+    .option('--json', 'print machine-readable JSON')
+    .action(
+      action(async (o: { host: HostName; name: string; json?: boolean }) => {
+        const s = await readGuestStatus(hostPlan(labDir(), o.host, portBase()).libvirtUri, o.name);
+        if (o.json) out(s);
+        else console.log(`${o.name}@${o.host}: pages=${s.pages} passes=${s.passes} uptime=${s.uptimeMs} ms lost=${s.lostMs} ms ws=${s.wsPages} pages rate<=${s.rateMiB} MiB/s tsc=${s.tscKhz} kHz`);
+      }),
+    );
+}

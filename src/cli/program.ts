@@ -1,0 +1,149 @@
+// vmigrate: operators' and scripts' client of the vmigrated agent, and the lab tool.
+import { Command, InvalidArgumentError, Option } from 'commander';
+import { AgentClient } from '../client/client.js';
+import type { MigrateParams } from '../api/params.js';
+import { followMigration } from './follow.js';
+import { statusLine } from './format.js';
+import { registerLabCommands } from './lab.js';
+import { DEMO_DEFAULTS, runDemo } from '../demo/demo.js';
+
+export const DEFAULT_AGENT = 'ws://127.0.0.1:4411';
+
+function positiveInt(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n <= 0) throw new InvalidArgumentError(`expected a positive integer, got "${value}"`);
+  return n;
+}
+
+function policyArg(value: string): string | Record<string, unknown> {
+  if (!value.trim().startsWith('{')) return value;
+  try {
+    return JSON.parse(value) as Record<string, unknown>;
+  } catch {
+    throw new InvalidArgumentError(`--policy: not valid JSON: ${value}`);
+  }
+}
+
+interface GlobalOpts {
+  agent: string;
+  json?: boolean;
+}
+
+async function withClient<T>(program: Command, fn: (c: AgentClient, g: GlobalOpts) => Promise<T>): Promise<T> {
+  const g = program.opts<GlobalOpts>();
+  const client = await AgentClient.connect(g.agent);
+  try {
+    return await fn(client, g);
+  } finally {
+    await client.close();
+  }
+}
+
+function print(g: GlobalOpts, value: unknown, human: () => string): void {
+  console.log(g.json ? JSON.stringify(value, null, 2) : human());
+}
+
+export function buildProgram(): Command {
+  const program = new Command('vmigrate')
+    .description('client of the vmigrated live-migration agent')
+    .addOption(new Option('--agent <url>', 'agent to talk to').env('VMIGRATE_AGENT').default(DEFAULT_AGENT))
+    .option('--json', 'machine-readable output')
+    .showHelpAfterError();
+
+  program
+    .command('list')
+    .description('VMs on the agent\'s host')
+    .action(() =>
+      withClient(program, async (c, g) => {
+        const vms = await c.listVms();
+        print(g, vms, () => vms.map((v) => `${String(v.id).padStart(4)}  ${v.uuid}  ${v.name.padEnd(20)} ${v.state}`).join('\n'));
+      }),
+    );
+
+  program
+    .command('caps')
+    .description('the agent\'s host capabilities')
+    .action(() => withClient(program, async (c, g) => {
+      const caps = await c.getCapabilities();
+      print(g, caps, () => JSON.stringify(caps, null, 2));
+    }));
+
+  program
+    .command('migrate')
+    .description('live-migrate a VM to the host of another agent, following progress to the end')
+    .argument('<vm>', 'VM name or UUID')
+    .argument('<destination>', 'destination agent URL (ws://host:port)')
+    .option('--bandwidth <MiB/s>', 'bandwidth cap', positiveInt)
+    .option('--max-downtime <ms>', 'maximum downtime', positiveInt)
+    .option('--policy <name|json>', 'convergence policy: a built-in name or a JSON object', policyArg)
+    .option('--postcopy', 'allow switching to post-copy')
+    .option('--auto-converge-initial <percent>', 'initial CPU throttle', positiveInt)
+    .option('--auto-converge-increment <percent>', 'CPU throttle increment', positiveInt)
+    .option('--persist', 'define the VM persistently on the destination')
+    .option('--undefine-source', 'undefine the VM on the source after success')
+    .option('--no-wait', 'return once the migration has started')
+    .action((vm: string, dst: string, o: Record<string, unknown>) =>
+      withClient(program, async (c, g) => {
+        const params: MigrateParams = { vmId: vm, dst };
+        if (o.bandwidth !== undefined) params.bandwidth = o.bandwidth as number;
+        if (o.maxDowntime !== undefined) params.maxDowntime = o.maxDowntime as number;
+        if (o.policy !== undefined) params.policy = o.policy as MigrateParams['policy'];
+        if (o.postcopy) params.postcopy = true;
+        if (o.autoConvergeInitial !== undefined) params.autoConvergeInitial = o.autoConvergeInitial as number;
+        if (o.autoConvergeIncrement !== undefined) params.autoConvergeIncrement = o.autoConvergeIncrement as number;
+        if (o.persist) params.persistDest = true;
+        if (o.undefineSource) params.undefineSource = true;
+        const started = await c.migrate(params);
+        if (o.wait === false) {
+          print(g, started, () => `migration ${started.migrationId} of ${started.vmName} started`);
+          return;
+        }
+        const final = await followMigration(c, started.vmId, started.migrationId, { bar: !g.json && process.stdout.isTTY === true, quiet: g.json === true });
+        print(g, final, () => statusLine(final));
+        if (final.state !== 'completed') process.exitCode = 1;
+      }),
+    );
+
+  program
+    .command('status')
+    .description('status of the latest migration of a VM')
+    .argument('<vm>', 'VM name or UUID')
+    .option('--watch', 'follow it until it ends')
+    .action((vm: string, o: { watch?: boolean }) =>
+      withClient(program, async (c, g) => {
+        let s = await c.migrateStatus({ vmId: vm });
+        if (o.watch && (s.state === 'pending' || s.state === 'running')) {
+          s = await followMigration(c, s.vmId, s.migrationId, { bar: !g.json && process.stdout.isTTY === true, quiet: g.json === true });
+        }
+        print(g, s, () => statusLine(s));
+      }),
+    );
+
+  program
+    .command('cancel')
+    .description('cancel a running migration; the VM keeps running on the source')
+    .argument('<vm>', 'VM name or UUID')
+    .action((vm: string) =>
+      withClient(program, async (c, g) => {
+        const s = await c.migrateCancel({ vmId: vm });
+        print(g, s, () => statusLine(s));
+      }),
+    );
+
+  registerLabCommands(program);
+  const lab = program.commands.find((c) => c.name() === 'lab') ?? program.command('lab');
+  lab
+    .command('demo')
+    .description('bring the lab up, migrate a memory-dirtying guest a -> b through the agent, tear down')
+    .option('--ram <MiB>', 'guest RAM', positiveInt, DEMO_DEFAULTS.ramMiB)
+    .option('--ws <MiB>', 'working set the guest dirties', positiveInt, DEMO_DEFAULTS.wsMiB)
+    .option('--rate <MiB/s>', 'guest dirty-rate ceiling', positiveInt, DEMO_DEFAULTS.rateMiB)
+    .option('--bandwidth <MiB/s>', 'migration bandwidth cap', positiveInt, DEMO_DEFAULTS.bandwidth)
+    .option('--policy <name>', 'convergence policy')
+    .option('--keep', 'leave the lab up afterwards')
+    .action(async (o: { ram: number; ws: number; rate: number; bandwidth: number; policy?: string; keep?: boolean }) => {
+      const ok = await runDemo({ ramMiB: o.ram, wsMiB: o.ws, rateMiB: o.rate, bandwidth: o.bandwidth, keep: o.keep === true, ...(o.policy ? { policy: o.policy } : {}) });
+      if (!ok) process.exitCode = 1;
+    });
+  return program;
+}

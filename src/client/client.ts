@@ -1,0 +1,158 @@
+// Typed JSON-RPC client of a vmigrated agent over WebSocket. The CLI uses it, and so does an agent
+// when it asks a destination agent to admit a migration.
+import { EventEmitter } from 'node:events';
+import { JSONRPCClient, type JSONRPCResponse } from 'json-rpc-2.0';
+import WebSocket from 'ws';
+import type { MigrateParams, SubscribeParams, VmRef } from '../api/params.js';
+import type {
+  Capabilities,
+  MigrateResult,
+  MigrationStatus,
+  PingResult,
+  VmSummary,
+} from '../api/results.js';
+import type { AdmissionRequest, AdmissionResult } from '../api/admission.js';
+import type { ChangeParams } from '../api/params.js';
+
+/** A JSON-RPC error answer from the agent: `code` and `name` are stable, see src/api/errors.ts. */
+export class RpcError extends Error {
+  readonly code: number;
+  readonly data: unknown;
+  constructor(message: string, code: number, data: unknown) {
+    super(message);
+    this.name = 'RpcError';
+    this.code = code;
+    this.data = data;
+  }
+  /** the stable error name, e.g. "VM_NOT_FOUND", when the agent sent one */
+  get errorName(): string | undefined {
+    const d = this.data as { name?: unknown } | undefined;
+    return typeof d?.name === 'string' ? d.name : undefined;
+  }
+}
+
+export interface Notification {
+  method: string;
+  params: unknown;
+}
+
+interface ClientEvents {
+  notification: [Notification];
+  close: [];
+}
+
+export class AgentClient extends EventEmitter<ClientEvents> {
+  private readonly rpc: JSONRPCClient;
+
+  private constructor(private readonly ws: WebSocket, readonly url: string, timeoutMs: number) {
+    super();
+    const base = new JSONRPCClient((request) => {
+      if (ws.readyState !== WebSocket.OPEN) throw new Error(`connection to ${url} is closed`);
+      ws.send(JSON.stringify(request));
+    });
+    this.rpc = base;
+    this.callTimeoutMs = timeoutMs;
+    ws.on('message', (data) => this.receive(String(data)));
+    ws.on('close', () => {
+      base.rejectAllPendingRequests(`connection to ${url} closed`);
+      this.emit('close');
+    });
+  }
+
+  private readonly callTimeoutMs: number;
+
+  /** Connect, failing after timeoutMs; calls then time out after callTimeoutMs. */
+  static connect(url: string, opts: { timeoutMs?: number; callTimeoutMs?: number } = {}): Promise<AgentClient> {
+    const timeoutMs = opts.timeoutMs ?? 5000;
+    return new Promise((resolve, reject) => {
+      const ws = new WebSocket(url, { handshakeTimeout: timeoutMs });
+      const fail = (err: Error): void => {
+        ws.removeAllListeners();
+        ws.on('error', () => {});
+        ws.terminate();
+        reject(new Error(`cannot reach agent at ${url}: ${err.message}`));
+      };
+      ws.once('error', fail);
+      ws.once('open', () => {
+        ws.off('error', fail);
+        ws.on('error', () => ws.terminate());
+        resolve(new AgentClient(ws, url, opts.callTimeoutMs ?? 30_000));
+      });
+    });
+  }
+
+  private receive(text: string): void {
+    let msg: unknown;
+    try {
+      msg = JSON.parse(text);
+    } catch {
+      return;
+    }
+    const obj = msg as { id?: unknown; method?: unknown; params?: unknown };
+    if (typeof obj.method === 'string' && obj.id === undefined) {
+      this.emit('notification', { method: obj.method, params: obj.params });
+      return;
+    }
+    this.rpc.receive(msg as JSONRPCResponse);
+  }
+
+  /** Call any verb; rejects with RpcError for an error answer. */
+  async call<T>(method: string, params: object = {}): Promise<T> {
+    const response = await this.rpc
+      .timeout(this.callTimeoutMs)
+      .requestAdvanced({ jsonrpc: '2.0', id: this.nextId(), method, params });
+    if (response.error) {
+      throw new RpcError(response.error.message, response.error.code, response.error.data);
+    }
+    return response.result as T;
+  }
+
+  private id = 0;
+  private nextId(): number {
+    this.id += 1;
+    return this.id;
+  }
+
+  ping(): Promise<PingResult> {
+    return this.call('Host.ping');
+  }
+  getCapabilities(): Promise<Capabilities> {
+    return this.call('Host.getCapabilities');
+  }
+  listVms(): Promise<VmSummary[]> {
+    return this.call('VM.list');
+  }
+  migrate(params: MigrateParams): Promise<MigrateResult> {
+    return this.call('VM.migrate', params);
+  }
+  migrateStatus(params: VmRef): Promise<MigrationStatus> {
+    return this.call('VM.migrateStatus', params);
+  }
+  migrateCancel(params: VmRef): Promise<MigrationStatus> {
+    return this.call('VM.migrateCancel', params);
+  }
+  migrateChangeParams(params: ChangeParams): Promise<MigrationStatus> {
+    return this.call('VM.migrateChangeParams', params);
+  }
+  migrationCreate(params: AdmissionRequest): Promise<AdmissionResult> {
+    return this.call('VM.migrationCreate', params);
+  }
+  migrationEnd(params: { admissionId: string }): Promise<{ ok: true }> {
+    return this.call('VM.migrationEnd', params);
+  }
+  subscribe(params: SubscribeParams = {}): Promise<{ topics: string[] }> {
+    return this.call('Events.subscribe', params);
+  }
+
+  close(): Promise<void> {
+    return new Promise((resolve) => {
+      if (this.ws.readyState === WebSocket.CLOSED) return resolve();
+      this.ws.once('close', () => resolve());
+      this.ws.close();
+      setTimeout(() => {
+        this.ws.terminate();
+        resolve();
+      }, 1000).unref();
+    });
+  }
+}

@@ -1,0 +1,74 @@
+// What to do when throttling (within the policy ceiling) cannot finish the migration:
+// raise the downtime limit step by step, switch to post-copy if allowed, abort at the timeout.
+import type { Policy } from './policy.js';
+
+const GiB = 1024 ** 3;
+
+/** Downtime limits escalation may set, ascending, linear from downtimeMs to maxDowntimeMs. */
+export function downtimeSchedule(p: Pick<Policy, 'downtimeMs' | 'maxDowntimeMs' | 'downtimeSteps'>): number[] {
+  const steps: number[] = [];
+  for (let i = 1; i <= p.downtimeSteps; i++) {
+    steps.push(Math.round(p.downtimeMs + ((p.maxDowntimeMs - p.downtimeMs) * i) / p.downtimeSteps));
+  }
+  return steps.filter((s, i) => s > p.downtimeMs && s !== steps[i - 1]);
+}
+
+/** Abort deadline, ms after the start: proportional to guest RAM, with a floor. */
+export function completionTimeoutMs(
+  p: Pick<Policy, 'completionTimeoutSecPerGiB' | 'completionTimeoutMinSec'>,
+  ramBytes: number,
+): number {
+  return 1000 * Math.max(p.completionTimeoutMinSec, (p.completionTimeoutSecPerGiB * ramBytes) / GiB);
+}
+
+export interface EscalateInput {
+  elapsedMs: number;
+  timeoutMs: number;
+  postcopyActive: boolean;
+  /** policy allows it and the migration was started with post-copy enabled */
+  postcopyPossible: boolean;
+  preferPostcopy: boolean;
+  /** no progress over the stall window since the last escalation */
+  stalled: boolean;
+  /** the throttle is at the ceiling (or the ceiling is 0): it can't help more */
+  throttleExhausted: boolean;
+  downtimeMs: number;
+  schedule: readonly number[];
+  /** downtime that the smallest recent pass would need, ms */
+  neededDowntimeMs: number;
+}
+
+export type Escalation =
+  | { kind: 'abort'; reason: string }
+  | { kind: 'downtime'; ms: number; reason: string }
+  | { kind: 'postcopy'; reason: string };
+
+export function escalate(i: EscalateInput): Escalation | null {
+  if (i.postcopyActive) return null; // aborting now would lose the guest; post-copy must finish
+  if (i.elapsedMs >= i.timeoutMs) {
+    return {
+      kind: 'abort',
+      reason: `completion timeout ${(i.timeoutMs / 1000).toFixed(0)} s reached at ${(i.elapsedMs / 1000).toFixed(1)} s; the guest keeps running on the source`,
+    };
+  }
+  if (!i.stalled || !i.throttleExhausted) return null;
+  if (i.preferPostcopy && i.postcopyPossible) {
+    return { kind: 'postcopy', reason: 'stalled at the throttle ceiling; policy prefers post-copy' };
+  }
+  const higher = i.schedule.filter((s) => s > i.downtimeMs);
+  if (higher.length > 0) {
+    // the first step that fits the smallest recent pass; if none fits, the largest (one step,
+    // then post-copy or the timeout): smaller steps would only burn stall windows
+    const fits = higher.find((s) => s >= i.neededDowntimeMs);
+    const ms = fits ?? (higher[higher.length - 1] as number);
+    return {
+      kind: 'downtime',
+      ms,
+      reason: `stalled at the throttle ceiling; the smallest recent pass needs ~${Math.round(i.neededDowntimeMs)} ms of downtime: raising the limit ${i.downtimeMs} -> ${ms} ms`,
+    };
+  }
+  if (i.postcopyPossible) {
+    return { kind: 'postcopy', reason: 'stalled at the throttle ceiling and the largest allowed downtime; switching to post-copy' };
+  }
+  return null; // nothing left but waiting for the timeout
+}

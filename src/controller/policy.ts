@@ -1,0 +1,171 @@
+// Per-migration convergence policy: zod schema, named built-ins, and resolvePolicy().
+// A policy says how hard the controller may push (throttle ceiling, downtime steps, post-copy)
+// and when to give up (completion timeout, proportional to guest RAM like Nova's
+// live_migration_completion_timeout, but with shorter defaults).
+import { z } from 'zod';
+
+export const PolicySchema = z
+  .strictObject({
+    /** built-in this policy derives from, or 'custom' */
+    name: z.string().min(1),
+    /** false: don't steer at all (QEMU's stock auto-converge); used by benchmarks */
+    steer: z.boolean(),
+    /** throttle ceiling in percent; 0 forbids throttling */
+    maxThrottle: z.number().int().min(0).max(99),
+    /** aim to converge within this many passes once throttled (sets the target shrink per pass) */
+    convergePasses: z.number().int().min(1).max(50),
+    /** when the working set is re-dirtied completely each pass the true dirty rate is only
+     *  bounded below; assume it is this many times the bound (a wrong low guess costs two passes) */
+    saturationFactor: z.number().min(1).max(50),
+    /** downtime limit set at the start, ms */
+    downtimeMs: z.number().int().min(1).max(60_000),
+    /** largest downtime limit escalation may set, ms */
+    maxDowntimeMs: z.number().int().min(1).max(60_000),
+    /** number of steps from downtimeMs to maxDowntimeMs (0: never raise downtime) */
+    downtimeSteps: z.number().int().min(0).max(20),
+    /** may switch to post-copy (only effective when the migration was started with post-copy) */
+    allowPostcopy: z.boolean(),
+    /** escalate to post-copy before raising downtime */
+    preferPostcopy: z.boolean(),
+    /** iteration boundaries without progress (at the throttle ceiling) that count as a stall */
+    stallWindowIterations: z.number().int().min(1).max(50),
+    /** fraction the pass size must shrink within the window to count as progress */
+    minProgress: z.number().min(0).max(1),
+    /** abort after this many seconds per GiB of guest RAM ... */
+    completionTimeoutSecPerGiB: z.number().min(1).max(100_000),
+    /** ... but never sooner than this */
+    completionTimeoutMinSec: z.number().min(1).max(100_000),
+    /** optional bandwidth cap to apply, MiB/s */
+    bandwidthMiBps: z.number().int().min(1).max(1_000_000).optional(),
+  })
+  .refine((p) => p.maxDowntimeMs >= p.downtimeMs, {
+    path: ['maxDowntimeMs'],
+    message: 'must be >= downtimeMs',
+  });
+
+export type Policy = z.infer<typeof PolicySchema>;
+
+const BASE: Omit<Policy, 'name'> = {
+  steer: true,
+  maxThrottle: 99,
+  convergePasses: 5,
+  saturationFactor: 4,
+  downtimeMs: 300,
+  maxDowntimeMs: 2000,
+  downtimeSteps: 4,
+  allowPostcopy: true,
+  preferPostcopy: false,
+  stallWindowIterations: 3,
+  minProgress: 0.1,
+  completionTimeoutSecPerGiB: 150,
+  completionTimeoutMinSec: 120,
+};
+
+const BUILT_INS = {
+  /** default: finish with small downtime, throttle as much as needed, then downtime, post-copy */
+  'minimal-downtime': { ...BASE, name: 'minimal-downtime' },
+  /** keep the guest above ~38 % speed; prefer post-copy over a longer throttle or pause */
+  'protect-workload': {
+    ...BASE,
+    name: 'protect-workload',
+    maxThrottle: 50,
+    saturationFactor: 2,
+    maxDowntimeMs: 1000,
+    downtimeSteps: 2,
+    preferPostcopy: true,
+    stallWindowIterations: 2,
+    completionTimeoutSecPerGiB: 120,
+  },
+  /** finish no matter what: throttle to 99, long downtime steps, post-copy, long timeout */
+  'finish-at-any-cost': {
+    ...BASE,
+    name: 'finish-at-any-cost',
+    saturationFactor: 8,
+    maxDowntimeMs: 10_000,
+    downtimeSteps: 6,
+    stallWindowIterations: 2,
+    completionTimeoutSecPerGiB: 600,
+    completionTimeoutMinSec: 600,
+  },
+  /** don't steer: QEMU's own blind auto-converge (for comparison) */
+  stock: { ...BASE, name: 'stock', steer: false },
+} satisfies Record<string, Policy>;
+
+export type PolicyName = keyof typeof BUILT_INS;
+export const POLICY_NAMES = Object.keys(BUILT_INS) as PolicyName[];
+export const DEFAULT_POLICY: PolicyName = 'minimal-downtime';
+
+export interface PolicyIssue {
+  /** dotted path of the bad field ('' for the whole input) */
+  path: string;
+  message: string;
+}
+
+export class PolicyError extends Error {
+  readonly issues: PolicyIssue[];
+  constructor(issues: PolicyIssue[]) {
+    super(`invalid policy: ${issues.map((i) => (i.path ? `${i.path}: ${i.message}` : i.message)).join('; ')}`);
+    this.name = 'PolicyError';
+    this.issues = issues;
+  }
+}
+
+function isPolicyName(s: string): s is PolicyName {
+  return Object.hasOwn(BUILT_INS, s);
+}
+
+function unknownName(path: string, value: unknown): PolicyError {
+  return new PolicyError([
+    { path, message: `unknown policy ${JSON.stringify(value)}; expected one of ${POLICY_NAMES.join(', ')}` },
+  ]);
+}
+
+function valueAt(obj: unknown, path: readonly PropertyKey[]): unknown {
+  let v: unknown = obj;
+  for (const k of path) {
+    if (v === null || typeof v !== 'object') return undefined;
+    v = (v as Record<PropertyKey, unknown>)[k];
+  }
+  return v;
+}
+
+/** A built-in policy by name (a fresh copy). */
+export function builtinPolicy(name: PolicyName): Policy {
+  return { ...BUILT_INS[name] };
+}
+
+/**
+ * Resolve user input to a complete, validated policy.
+ * Accepts undefined/null (default policy), a built-in name, or an object
+ * `{ base?: name, ...overrides }`. Throws PolicyError naming each bad field and its value.
+ */
+export function resolvePolicy(input: unknown): Policy {
+  if (input === undefined || input === null) return builtinPolicy(DEFAULT_POLICY);
+  if (typeof input === 'string') {
+    if (!isPolicyName(input)) throw unknownName('', input);
+    return builtinPolicy(input);
+  }
+  if (typeof input !== 'object' || Array.isArray(input)) {
+    throw new PolicyError([
+      { path: '', message: `expected a policy name or object, got ${JSON.stringify(input)}` },
+    ]);
+  }
+  const { base, ...overrides } = input as Record<string, unknown>;
+  let baseName: PolicyName = DEFAULT_POLICY;
+  if (base !== undefined) {
+    if (typeof base !== 'string' || !isPolicyName(base)) throw unknownName('base', base);
+    baseName = base;
+  }
+  const merged: Record<string, unknown> = { ...BUILT_INS[baseName], ...overrides };
+  if (overrides.name === undefined && Object.keys(overrides).length > 0) merged.name = `${baseName}+custom`;
+  const parsed = PolicySchema.safeParse(merged);
+  if (parsed.success) return parsed.data;
+  throw new PolicyError(
+    parsed.error.issues.map((iss) => {
+      const path = iss.path.map(String).join('.');
+      const keys = iss.code === 'unrecognized_keys' ? iss.keys : undefined;
+      if (keys) return { path: keys.join(','), message: `unknown field(s) ${keys.join(', ')}` };
+      return { path, message: `${iss.message} (got ${JSON.stringify(valueAt(merged, iss.path))})` };
+    }),
+  );
+}

@@ -1,0 +1,95 @@
+// "What throttle makes the next passes converge?" and "which QEMU parameters get it there".
+// QEMU applies throttle parameters only at its next trigger (every second high sync), so the plan
+// arms the trigger (low threshold), pins the landing point (initial / increment) and caps overshoot
+// with max-cpu-throttle = target.
+import type { ThrottleParams } from './types.js';
+import { speedShare, throttleForShare } from './curve.js';
+
+/** Trigger threshold that fires for any guest worth throttling (target ratios are >= 0.1). */
+export const ARM_THRESHOLD = 10;
+/** Trigger threshold that never fires: dirtied bytes cannot exceed the bytes sent in steady state. */
+export const HOLD_THRESHOLD = 100;
+
+/**
+ * Per-pass shrink ratio (next pass / this pass) that reaches the final pass, which must fit in the
+ * downtime limit, within `passes` passes; 1 when this pass already fits. Clamped to [0.1, 0.9].
+ */
+export function targetRatio(passBytes: number, transferRate: number, downtimeMs: number, passes: number): number {
+  const last = (transferRate * downtimeMs) / 1000;
+  if (passBytes <= last) return 1;
+  return Math.min(0.9, Math.max(0.1, (last / passBytes) ** (1 / passes)));
+}
+
+export interface ThrottleTarget {
+  /** throttle to set, 0..ceiling */
+  throttle: number;
+  /** what the guest would need ignoring the ceiling */
+  wanted: number;
+  /** pass ratio aimed at */
+  ratio: number;
+  /** pass ratio predicted at the ceiling; >= 1 means throttle alone cannot converge */
+  ratioAtCeiling: number;
+}
+
+export function throttleNeeded(
+  dirtyRate: number,
+  transferRate: number,
+  passBytes: number,
+  downtimeMs: number,
+  passes: number,
+  ceiling: number,
+): ThrottleTarget {
+  const ratio = targetRatio(passBytes, transferRate, downtimeMs, passes);
+  const ratioAtCeiling = transferRate > 0 ? (dirtyRate * speedShare(ceiling)) / transferRate : Infinity;
+  if (transferRate <= 0 || dirtyRate <= ratio * transferRate) {
+    return { throttle: 0, wanted: 0, ratio, ratioAtCeiling };
+  }
+  const wanted = throttleForShare((ratio * transferRate) / dirtyRate);
+  return { throttle: Math.min(wanted, ceiling), wanted, ratio, ratioAtCeiling };
+}
+
+/** The throttle parameters the controller believes QEMU holds. */
+export interface QemuThrottle {
+  initial: number;
+  increment: number;
+  max: number;
+  threshold: number;
+}
+
+const clampPct = (p: number): number => Math.min(99, Math.max(1, Math.round(p)));
+
+/**
+ * Parameter changes that move QEMU's throttle from `current` to `target` at its next trigger,
+ * or hold it (no rise) when target <= current. Never lowers a running throttle (QEMU can't
+ * without a trigger, and the pass in flight was already dirtied). Returns only changed keys.
+ * @param wouldTrigger QEMU's own rule would fire on this guest (dirtied > threshold% of sent)
+ */
+export function planThrottle(
+  target: number,
+  current: number,
+  q: QemuThrottle,
+  ceiling: number,
+  wouldTrigger: boolean,
+): ThrottleParams {
+  const want: QemuThrottle = { ...q };
+  if (ceiling <= 0) {
+    want.threshold = HOLD_THRESHOLD;
+  } else if (target > current) {
+    const t = Math.min(target, ceiling);
+    if (current <= 0) want.initial = clampPct(t);
+    else want.increment = clampPct(t - current);
+    want.max = clampPct(t);
+    want.threshold = Math.min(q.threshold, ARM_THRESHOLD);
+  } else if (current > 0) {
+    want.max = clampPct(Math.min(Math.max(current, Math.min(q.max, ceiling)), ceiling));
+    if (want.max > current) want.max = clampPct(current);
+  } else if (wouldTrigger) {
+    want.threshold = HOLD_THRESHOLD; // converges on its own: keep QEMU's blind trigger off
+  }
+  const out: ThrottleParams = {};
+  if (want.initial !== q.initial) out['cpu-throttle-initial'] = want.initial;
+  if (want.increment !== q.increment) out['cpu-throttle-increment'] = want.increment;
+  if (want.max !== q.max) out['max-cpu-throttle'] = want.max;
+  if (want.threshold !== q.threshold) out['throttle-trigger-threshold'] = want.threshold;
+  return out;
+}

@@ -1,0 +1,73 @@
+// Assembles the agent: libvirt link, migration registry, admission desk, verbs and the RPC server.
+// Effects only; every decision lives in the parts it wires together.
+import type { Logger } from 'pino';
+import { MigrationManager } from '../migration/manager.js';
+import { AdmissionDesk } from '../migration/admission.js';
+import type { DomainEvent } from '../libvirt/types.js';
+import type { AgentContext, AgentSettings, ControllerFactory } from './context.js';
+import { LibvirtLink } from './libvirt-link.js';
+import { startRpcServer, type RpcServer } from './rpc/server.js';
+import { eventVerbs } from './verbs/events.js';
+import { hostVerbs } from './verbs/host.js';
+import { vmVerbs } from './verbs/vm.js';
+
+export interface AgentOptions {
+  settings: AgentSettings;
+  listen: { host: string; port: number };
+  maxIncoming: number;
+  maxOutgoing: number;
+  controllers: ControllerFactory;
+  logger: Logger;
+  version: string;
+}
+
+export interface Agent {
+  context: AgentContext;
+  rpc: RpcServer;
+  /** cancel running migrations, wait for them to end, close everything */
+  stop(): Promise<void>;
+}
+
+export async function startAgent(opts: AgentOptions): Promise<Agent> {
+  const manager = new MigrationManager(opts.maxOutgoing);
+  const onEvent = (ev: DomainEvent): void => {
+    if (ev.kind === 'migration-iteration') manager.onIteration(ev.domainUuid);
+  };
+  const libvirt = new LibvirtLink(opts.settings.libvirtUri, opts.logger, onEvent);
+  const context: AgentContext = {
+    settings: opts.settings,
+    version: opts.version,
+    libvirt,
+    manager,
+    desk: new AdmissionDesk(opts.maxIncoming),
+    controllers: opts.controllers,
+    logger: opts.logger,
+  };
+  // Connect early so a broken libvirt shows in the log at start, but keep serving if it is down.
+  await libvirt.get().catch((err: unknown) =>
+    opts.logger.error({ event: 'libvirt.unavailable', uri: opts.settings.libvirtUri, err: String(err) }, 'libvirt is not reachable yet'),
+  );
+  const rpc = await startRpcServer({
+    host: opts.listen.host,
+    port: opts.listen.port,
+    verbs: { ...hostVerbs(context), ...vmVerbs(context), ...eventVerbs() },
+    logger: opts.logger,
+  });
+  manager.on('state', (s) => rpc.notify('migration.state', s));
+  manager.on('progress', (s) => rpc.notify('migration.progress', s));
+  manager.on('action', (s, record) => rpc.notify('migration.action', { ...s, record }));
+  opts.logger.info({ event: 'agent.listening', host: opts.listen.host, port: rpc.port }, `listening on ws://${opts.listen.host}:${rpc.port}`);
+
+  return {
+    context,
+    rpc,
+    async stop() {
+      // Never leave a migration running unattended: abort them; the guests stay on this host.
+      const active = manager.list().filter((s) => s.state === 'pending' || s.state === 'running');
+      await Promise.all(active.map((s) => manager.get(s.vmId).cancel().catch(() => {})));
+      await manager.settle();
+      await rpc.close();
+      await libvirt.close();
+    },
+  };
+}

@@ -1,0 +1,231 @@
+// vmigrated's configuration: defaults < JSON file (--config) < VMIGRATED_* environment < flags.
+// Every key is validated on its own so an error names the key, the bad value and where it came from.
+import { existsSync, readFileSync } from 'node:fs';
+import { hostname } from 'node:os';
+import { parseArgs } from 'node:util';
+import { z } from 'zod';
+import { LOG_LEVELS, type LogLevel, type LogTarget } from '../common/logger.js';
+
+export const DEFAULT_CONFIG_PATH = '/etc/vmigrate/vmigrated.json';
+export const DEFAULT_LISTEN = '127.0.0.1:4411';
+export const DEFAULT_METRICS_LISTEN = '127.0.0.1:9411';
+
+export interface ListenAddress {
+  host: string;
+  port: number;
+}
+
+export interface DaemonConfig {
+  /** host name shown to clients */
+  name: string;
+  libvirtUri: string;
+  /** JSON-RPC/WebSocket endpoint */
+  listen: ListenAddress;
+  /** Prometheus /metrics endpoint; null = disabled */
+  metricsListen: ListenAddress | null;
+  logLevel: LogLevel;
+  logTarget: LogTarget;
+  /** how often a running migration is sampled */
+  monitorIntervalMs: number;
+  /** a sample (job stats call) taking longer than this counts as failed */
+  sampleTimeoutMs: number;
+  maxIncoming: number;
+  maxOutgoing: number;
+  /** address QEMU's migration stream should use on this host as destination; null = libvirt's choice */
+  migrationAddress: string | null;
+  /** policy used when a migrate request names none: a built-in name or a policy object */
+  defaultPolicy: string | Record<string, unknown>;
+  /** the file that was read, or null when the default file does not exist */
+  configFile: string | null;
+}
+
+export class ConfigError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ConfigError';
+  }
+}
+
+type Key = Exclude<keyof DaemonConfig, 'configFile'>;
+
+interface Field {
+  schema: z.ZodType;
+  /** what a valid value looks like, for the error message */
+  expected: string;
+  /** true: strings from env/flags are converted to integers first */
+  integer?: boolean;
+}
+
+const listenSchema = z
+  .string()
+  .regex(/^(\[[0-9a-fA-F:.]+\]|[^\s:[\]]+):\d{1,5}$/)
+  .transform((s): ListenAddress => {
+    const i = s.lastIndexOf(':');
+    return { host: s.slice(0, i).replace(/^\[(.*)\]$/, '$1'), port: Number(s.slice(i + 1)) };
+  })
+  .refine((a) => a.port <= 65535);
+
+const int = (min: number, max: number): z.ZodType => z.number().int().min(min).max(max);
+
+const FIELDS: Record<Key, Field> = {
+  name: { schema: z.string().trim().min(1).max(253), expected: 'a non-empty string' },
+  libvirtUri: { schema: z.string().regex(/^[a-z][a-z0-9+.-]*:\/\/\S*$/), expected: 'a libvirt URI like qemu:///system' },
+  listen: { schema: listenSchema, expected: 'HOST:PORT, e.g. 127.0.0.1:4411 or [::]:4411' },
+  metricsListen: {
+    schema: z.union([z.null(), z.enum(['off', '']).transform(() => null), listenSchema]),
+    expected: 'HOST:PORT, or "off" / null to disable',
+  },
+  logLevel: { schema: z.enum(LOG_LEVELS), expected: `one of ${LOG_LEVELS.join(', ')}` },
+  logTarget: { schema: z.enum(['auto', 'journal', 'stdout']), expected: 'one of auto, journal, stdout' },
+  monitorIntervalMs: { schema: int(50, 60_000), expected: 'an integer from 50 to 60000', integer: true },
+  sampleTimeoutMs: { schema: int(100, 600_000), expected: 'an integer from 100 to 600000', integer: true },
+  maxIncoming: { schema: int(1, 1000), expected: 'a positive integer', integer: true },
+  maxOutgoing: { schema: int(1, 1000), expected: 'a positive integer', integer: true },
+  migrationAddress: {
+    schema: z.union([z.null(), z.string().regex(/^[^\s/]+$/)]),
+    expected: 'a host name or IP address, or null',
+  },
+  defaultPolicy: {
+    schema: z.union([z.string().min(1), z.record(z.string(), z.unknown())]),
+    expected: 'a policy name or a policy object',
+  },
+};
+
+const KEYS = Object.keys(FIELDS) as Key[];
+
+function defaults(): Record<Key, unknown> {
+  return {
+    name: hostname(),
+    libvirtUri: 'qemu:///system',
+    listen: DEFAULT_LISTEN,
+    metricsListen: DEFAULT_METRICS_LISTEN,
+    logLevel: 'info',
+    logTarget: 'auto',
+    monitorIntervalMs: 1000,
+    sampleTimeoutMs: 5000,
+    maxIncoming: 2,
+    maxOutgoing: 2,
+    migrationAddress: null,
+    defaultPolicy: 'adaptive',
+  };
+}
+
+/** libvirtUri -> VMIGRATED_LIBVIRT_URI */
+export function envName(key: Key): string {
+  return `VMIGRATED_${key.replace(/([a-z])([A-Z])/g, '$1_$2').toUpperCase()}`;
+}
+
+/** libvirtUri -> libvirt-uri */
+export function flagName(key: Key): string {
+  return key.replace(/([a-z])([A-Z])/g, '$1-$2').toLowerCase();
+}
+
+const FLAG_OPTIONS = Object.fromEntries([
+  ['config', { type: 'string' as const }],
+  ['help', { type: 'boolean' as const, short: 'h' }],
+  ['version', { type: 'boolean' as const }],
+  ...KEYS.map((k) => [flagName(k), { type: 'string' as const }]),
+]);
+
+/** Usage text for --help. */
+export function usage(): string {
+  const lines = KEYS.map((k) => `  --${flagName(k).padEnd(22)} ${envName(k).padEnd(30)} ${FIELDS[k].expected}`);
+  return [
+    'Usage: vmigrated [--config FILE] [options]',
+    '',
+    `Settings come from defaults < the JSON file (default ${DEFAULT_CONFIG_PATH}, or $VMIGRATED_CONFIG)`,
+    '< environment < flags. Keys of the JSON file are the camelCase names of the flags.',
+    '',
+    '  --config FILE            VMIGRATED_CONFIG',
+    ...lines,
+    '  -h, --help',
+    '  --version',
+  ].join('\n');
+}
+
+/** True for --help / -h / --version, which the caller answers before loading anything. */
+export function helpRequested(argv: readonly string[]): 'help' | 'version' | null {
+  if (argv.includes('--help') || argv.includes('-h')) return 'help';
+  return argv.includes('--version') ? 'version' : null;
+}
+
+/**
+ * Builds the daemon configuration. argv excludes node and script (process.argv.slice(2)).
+ * Throws ConfigError naming the key, value and source of the first problem.
+ */
+export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv): DaemonConfig {
+  let flags: Record<string, unknown>;
+  try {
+    flags = parseArgs({ args: [...argv], options: FLAG_OPTIONS, strict: true, allowPositionals: false }).values;
+  } catch (err) {
+    throw new ConfigError(`command line: ${(err as Error).message}`);
+  }
+
+  const raw = defaults();
+  const source: Record<Key, string> = Object.fromEntries(KEYS.map((k) => [k, 'default'])) as Record<Key, string>;
+
+  const explicit = typeof flags.config === 'string' ? flags.config : env.VMIGRATED_CONFIG || undefined;
+  const path = explicit ?? DEFAULT_CONFIG_PATH;
+  let configFile: string | null = null;
+  if (explicit !== undefined || existsSync(path)) {
+    configFile = path;
+    for (const [key, value] of Object.entries(readConfigFile(path))) {
+      if (!(KEYS as string[]).includes(key)) throw new ConfigError(`config key "${key}": unknown key (from ${path})`);
+      raw[key as Key] = value;
+      source[key as Key] = path;
+    }
+  }
+
+  for (const key of KEYS) {
+    const value = env[envName(key)];
+    if (value !== undefined) {
+      raw[key] = fromString(key, value);
+      source[key] = envName(key);
+    }
+  }
+  for (const key of KEYS) {
+    const value = flags[flagName(key)];
+    if (typeof value === 'string') {
+      raw[key] = fromString(key, value);
+      source[key] = `--${flagName(key)}`;
+    }
+  }
+
+  const out: Partial<Record<Key, unknown>> = {};
+  for (const key of KEYS) {
+    const parsed = FIELDS[key].schema.safeParse(raw[key]);
+    if (!parsed.success) {
+      throw new ConfigError(
+        `config key "${key}": expected ${FIELDS[key].expected}, got ${JSON.stringify(raw[key])} (from ${source[key]})`,
+      );
+    }
+    out[key] = parsed.data;
+  }
+  return { ...(out as Omit<DaemonConfig, 'configFile'>), configFile };
+}
+
+function fromString(key: Key, value: string): unknown {
+  const v = value.trim();
+  if (FIELDS[key].integer && /^-?\d+$/.test(v)) return Number(v);
+  if (key === 'migrationAddress' && (v === '' || v === 'off')) return null;
+  return v;
+}
+
+function readConfigFile(path: string): Record<string, unknown> {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    throw new ConfigError(`config file ${path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+  }
+  let data: unknown;
+  try {
+    data = JSON.parse(text);
+  } catch (err) {
+    throw new ConfigError(`config file ${path}: invalid JSON: ${(err as Error).message}`);
+  }
+  if (typeof data !== 'object' || data === null || Array.isArray(data)) {
+    throw new ConfigError(`config file ${path}: expected a JSON object`);
+  }
+  return data as Record<string, unknown>;
+}

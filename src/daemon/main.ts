@@ -1,0 +1,78 @@
+#!/usr/bin/env node
+// vmigrated: the per-host live-migration agent. Reads its configuration, starts the agent and the
+// metrics endpoint, tells systemd when it is ready, and stops cleanly on SIGTERM/SIGINT.
+import { readFileSync } from 'node:fs';
+import { createLogger } from '../common/logger.js';
+import { ConfigError, helpRequested, loadConfig, usage } from './config.js';
+import { createMetrics } from './metrics.js';
+import { notifyReady, notifyStopping, startWatchdog } from './systemd.js';
+import { startAgent } from './agent.js';
+import { createControllerFactory } from './controllers.js';
+
+function packageVersion(): string {
+  const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
+  return pkg.version;
+}
+
+async function main(): Promise<void> {
+  const argv = process.argv.slice(2);
+  const asked = helpRequested(argv);
+  if (asked === 'help') return void console.log(usage());
+  if (asked === 'version') return void console.log(packageVersion());
+
+  let config;
+  try {
+    config = loadConfig(argv, process.env);
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      console.error(`vmigrated: ${err.message}`);
+      process.exit(2);
+    }
+    throw err;
+  }
+  const logger = createLogger({ level: config.logLevel, destination: config.logTarget });
+  const version = packageVersion();
+  const controllers = createControllerFactory(config.defaultPolicy);
+
+  const agent = await startAgent({
+    settings: {
+      name: config.name,
+      libvirtUri: config.libvirtUri,
+      ...(config.migrationAddress ? { migrationUri: `tcp://${config.migrationAddress}` } : {}),
+      monitorIntervalMs: config.monitorIntervalMs,
+      sampleTimeoutMs: config.sampleTimeoutMs,
+    },
+    listen: config.listen,
+    maxIncoming: config.maxIncoming,
+    maxOutgoing: config.maxOutgoing,
+    controllers,
+    logger,
+    version,
+  });
+  const metrics = createMetrics();
+  metrics.attach(agent.context.manager);
+  const metricsServer = config.metricsListen ? await metrics.serve(config.metricsListen) : null;
+  if (metricsServer) logger.info({ event: 'metrics.listening', url: metricsServer.url }, `metrics on ${metricsServer.url}`);
+
+  const watchdog = startWatchdog();
+  notifyReady(`serving on ws://${config.listen.host}:${agent.rpc.port}`);
+  logger.info({ event: 'agent.ready', version, name: config.name, configFile: config.configFile }, 'vmigrated ready');
+
+  let stopping = false;
+  const stop = async (signal: string): Promise<void> => {
+    if (stopping) return;
+    stopping = true;
+    notifyStopping();
+    logger.info({ event: 'agent.stopping', signal }, `stopping on ${signal}`);
+    watchdog?.stop();
+    await agent.stop();
+    await metricsServer?.close();
+    logger.info({ event: 'agent.stopped' }, 'vmigrated stopped');
+    logger.flush();
+    process.exit(0);
+  };
+  process.on('SIGTERM', () => void stop('SIGTERM'));
+  process.on('SIGINT', () => void stop('SIGINT'));
+}
+
+await main();

@@ -1,0 +1,80 @@
+// JSON-RPC 2.0 over WebSocket: each connection gets the verbs, and may subscribe to notifications.
+import type { AddressInfo } from 'node:net';
+import { JSONRPCErrorException, JSONRPCServer, type JSONRPCResponse } from 'json-rpc-2.0';
+import type { Logger } from 'pino';
+import { WebSocketServer, type WebSocket } from 'ws';
+import { AgentError } from '../../api/errors.js';
+import type { Caller, Verbs } from '../verbs/types.js';
+
+export interface RpcServer {
+  port: number;
+  /** send a notification to every connection subscribed to its topic */
+  notify(topic: string, params: unknown): void;
+  close(): Promise<void>;
+}
+
+function toRpcError(err: unknown, log: Logger, method: string): JSONRPCErrorException {
+  if (err instanceof AgentError) {
+    return new JSONRPCErrorException(err.message, err.code, { name: err.errorName, ...err.details });
+  }
+  log.error({ event: 'rpc.internal_error', method, err: err instanceof Error ? err.stack : String(err) }, 'verb failed unexpectedly');
+  return new JSONRPCErrorException(`internal error in ${method}: ${err instanceof Error ? err.message : String(err)}`, -32603, { name: 'INTERNAL_ERROR' });
+}
+
+function buildServer(verbs: Verbs, log: Logger): JSONRPCServer<Caller> {
+  const server = new JSONRPCServer<Caller>();
+  for (const [name, verb] of Object.entries(verbs)) {
+    server.addMethod(name, async (params, caller) => {
+      try {
+        return await verb(params, caller);
+      } catch (err) {
+        throw toRpcError(err, log, name);
+      }
+    });
+  }
+  return server;
+}
+
+export function startRpcServer(opts: { host: string; port: number; verbs: Verbs; logger: Logger }): Promise<RpcServer> {
+  const log = opts.logger;
+  const server = buildServer(opts.verbs, log);
+  const subscriptions = new Map<WebSocket, Set<string>>();
+  const wss = new WebSocketServer({ host: opts.host, port: opts.port, maxPayload: 1 << 20 });
+
+  wss.on('connection', (ws) => {
+    const caller: Caller = {
+      subscribe: (topics) => subscriptions.set(ws, new Set(topics)),
+      unsubscribe: () => subscriptions.delete(ws),
+    };
+    ws.on('message', (data) => {
+      void server.receiveJSON(String(data), caller).then((response: JSONRPCResponse | JSONRPCResponse[] | null) => {
+        if (response !== null && ws.readyState === ws.OPEN) ws.send(JSON.stringify(response));
+      });
+    });
+    ws.on('close', () => subscriptions.delete(ws));
+    ws.on('error', (err) => log.debug({ event: 'rpc.socket_error', err: err.message }, 'client socket error'));
+  });
+
+  return new Promise((resolve, reject) => {
+    wss.once('error', reject);
+    wss.once('listening', () => {
+      wss.off('error', reject);
+      wss.on('error', (err) => log.error({ event: 'rpc.server_error', err: err.message }, 'RPC server error'));
+      const port = (wss.address() as AddressInfo).port;
+      resolve({
+        port,
+        notify(topic, params) {
+          const text = JSON.stringify({ jsonrpc: '2.0', method: topic, params });
+          for (const [ws, topics] of subscriptions) {
+            if (topics.has(topic) && ws.readyState === ws.OPEN) ws.send(text);
+          }
+        },
+        close: () =>
+          new Promise<void>((done) => {
+            for (const ws of wss.clients) ws.terminate();
+            wss.close(() => done());
+          }),
+      });
+    });
+  });
+}

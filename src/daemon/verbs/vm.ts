@@ -1,0 +1,139 @@
+// VM.* verbs: list, migrate, migrateStatus, migrateCancel, migrateChangeParams, and the
+// destination-side migrationCreate / migrationEnd.
+import { randomUUID } from 'node:crypto';
+import { AgentError } from '../../api/errors.js';
+import { AdmissionEndSchema, AdmissionRequestSchema } from '../../api/admission.js';
+import { ChangeParamsSchema, MigrateParamsSchema, VmRefSchema } from '../../api/params.js';
+import type { MigrateResult, MigrationStatus, VmSummary } from '../../api/results.js';
+import { parseParams } from '../../api/validate.js';
+import { DomainState, type DomainStateCode } from '../../libvirt/types.js';
+import { resolveDestination } from '../../migration/destination.js';
+import { libvirtMigrationArgs } from '../../migration/plan.js';
+import type { AgentContext } from '../context.js';
+import { findDomain, libvirtFailure } from '../vm-lookup.js';
+import { localHost } from './host.js';
+import type { Verbs } from './types.js';
+
+const STATE_NAMES: Record<DomainStateCode, string> = {
+  [DomainState.NOSTATE]: 'nostate',
+  [DomainState.RUNNING]: 'running',
+  [DomainState.BLOCKED]: 'blocked',
+  [DomainState.PAUSED]: 'paused',
+  [DomainState.SHUTDOWN]: 'shutdown',
+  [DomainState.SHUTOFF]: 'shutoff',
+  [DomainState.CRASHED]: 'crashed',
+  [DomainState.PMSUSPENDED]: 'pmsuspended',
+};
+
+export function stateName(code: DomainStateCode): string {
+  return STATE_NAMES[code] ?? `unknown(${code})`;
+}
+
+async function listVms(ctx: AgentContext): Promise<VmSummary[]> {
+  const conn = await ctx.libvirt.get().catch((e: unknown) => Promise.reject(libvirtFailure(e, 'connecting to libvirt')));
+  const domains = await conn.listAllDomains();
+  return domains.map((d) => ({ id: d.id, uuid: d.uuid, name: d.name, state: stateName(d.state) }));
+}
+
+async function migrate(ctx: AgentContext, raw: unknown): Promise<MigrateResult> {
+  const p = parseParams(MigrateParamsSchema, raw, 'VM.migrate');
+  const policy = ctx.controllers.resolve(p.policy ?? ctx.settings.defaultPolicy);
+  const conn = await ctx.libvirt.get().catch((e: unknown) => Promise.reject(libvirtFailure(e, 'connecting to libvirt')));
+  const domain = await findDomain(conn, p.vmId);
+  const [{ state }, info] = await Promise.all([domain.getState(), domain.getInfo()]);
+  if (state !== DomainState.RUNNING && state !== DomainState.PAUSED) {
+    throw new AgentError('VM_NOT_RUNNING', `VM ${domain.name} is ${stateName(state)}, not running: nothing to live-migrate`, { vmId: domain.uuid, state: stateName(state) });
+  }
+  ctx.manager.checkCanStart(domain.uuid, domain.name);
+  const here = await localHost(ctx);
+  const postcopy = p.postcopy ?? policy.allowPostcopy;
+  const dst = await resolveDestination(p.dst, {
+    vmUuid: domain.uuid,
+    vmName: domain.name,
+    memoryBytes: info.memoryKiB * 1024,
+    sourceName: here.name,
+    sourceHostUuid: here.hostUuid,
+  });
+  try {
+    const migrationUri = dst.migrationUri;
+    const { params, flags } = libvirtMigrationArgs({ ...p, postcopy, ...(migrationUri ? { migrationUri } : {}) });
+    const controller = ctx.controllers.create(policy, {
+      guestRamBytes: info.maxMemKiB * 1024,
+      postcopyEnabled: postcopy,
+      ...(p.bandwidth !== undefined ? { bandwidthMiBps: p.bandwidth } : {}),
+      ...(p.maxDowntime !== undefined ? { maxDowntimeMs: p.maxDowntime } : {}),
+    });
+    const migrationId = randomUUID();
+    const migration = ctx.manager.start(
+      {
+        migrationId,
+        domain,
+        vmUuid: domain.uuid,
+        vmName: domain.name,
+        source: here.name,
+        destination: dst.display,
+        dconnuri: dst.dconnuri,
+        params,
+        flags,
+        policyName: policy.name,
+        controller,
+        intervalMs: ctx.settings.monitorIntervalMs,
+        sampleTimeoutMs: ctx.settings.sampleTimeoutMs,
+        logger: ctx.logger,
+      },
+      () => dst.release(),
+    );
+    if (p.maxDowntime !== undefined) {
+      void migration.applyExternal({ type: 'set-downtime', ms: p.maxDowntime, reason: 'requested with VM.migrate' });
+    }
+    return { migrationId, vmId: domain.uuid, vmName: domain.name };
+  } catch (err) {
+    await dst.release();
+    throw err;
+  }
+}
+
+async function changeParams(ctx: AgentContext, raw: unknown): Promise<MigrationStatus> {
+  const p = parseParams(ChangeParamsSchema, raw, 'VM.migrateChangeParams');
+  const migration = ctx.manager.get(p.vmId);
+  if (!migration.active) {
+    throw new AgentError('NO_MIGRATION', `migration of VM ${migration.status.vmName} already ended (${migration.status.state})`);
+  }
+  const why = 'requested with VM.migrateChangeParams';
+  if (p.bandwidth !== undefined) await migration.applyExternal({ type: 'set-bandwidth', mibPerSec: p.bandwidth, reason: why });
+  if (p.maxDowntime !== undefined) await migration.applyExternal({ type: 'set-downtime', ms: p.maxDowntime, reason: why });
+  if (p.maxThrottle !== undefined) {
+    await migration.applyExternal({ type: 'set-throttle', params: { 'max-cpu-throttle': p.maxThrottle }, reason: why });
+  }
+  return migration.snapshot();
+}
+
+export function vmVerbs(ctx: AgentContext): Verbs {
+  return {
+    'VM.list': () => listVms(ctx),
+    'VM.migrate': (params) => migrate(ctx, params),
+    'VM.migrateStatus': async (params) => {
+      const p = parseParams(VmRefSchema, params, 'VM.migrateStatus');
+      return ctx.manager.get(p.vmId).snapshot();
+    },
+    'VM.migrateCancel': async (params) => {
+      const p = parseParams(VmRefSchema, params, 'VM.migrateCancel');
+      const migration = ctx.manager.get(p.vmId);
+      await migration.cancel();
+      return migration.done;
+    },
+    'VM.migrateChangeParams': (params) => changeParams(ctx, params),
+    'VM.migrationCreate': async (params) => {
+      const req = parseParams(AdmissionRequestSchema, params, 'VM.migrationCreate');
+      const here = await localHost(ctx);
+      const conn = await ctx.libvirt.get();
+      const running = (await conn.listAllDomains()).some((d) => d.uuid === req.vmUuid && d.active);
+      return ctx.desk.admit(req, here, running);
+    },
+    'VM.migrationEnd': async (params) => {
+      const p = parseParams(AdmissionEndSchema, params, 'VM.migrationEnd');
+      ctx.desk.end(p.admissionId);
+      return { ok: true };
+    },
+  };
+}

@@ -1,0 +1,213 @@
+import { existsSync } from 'node:fs';
+import { mkdir, rm } from 'node:fs/promises';
+import { requireDaemonBuilt, startAgent, stopAgent, tcpAccepts } from './agents.js';
+import { requireRoot } from './errors.js';
+import { prepareHost, spawnLibvirtd, stopHost, waitLibvirtd } from './host.js';
+import { HOST_NAMES, hostPlan, labDir, portBase, stateFile, type HostName, type HostPlan } from './paths.js';
+import { isAlive, labQemus, terminate } from './procs.js';
+import { readState, withLabLock, writeState, type HostRecord, type LabState } from './state.js';
+import { libvirtAnswers, listDomains, virshRaw } from './virsh.js';
+import { readGuestStatus, type GuestStatus } from './guest-progress.js';
+
+export interface LabHostInfo {
+  name: HostName;
+  libvirtUri: string;
+  /** null when the lab runs without agents (--no-agents). */
+  agentUrl: string | null;
+  metricsUrl: string | null;
+  migrationAddress: string;
+  hostUuid: string;
+  libvirtdPid?: number;
+  agentPid?: number;
+}
+
+export interface LabInfo {
+  dir: string;
+  hosts: LabHostInfo[];
+  /** true when `up` found the lab already running. */
+  alreadyUp?: boolean;
+}
+
+export interface LabUpOptions {
+  dir?: string;
+  /** Start one vmigrated per host (default true). */
+  agents?: boolean;
+  portBase?: number;
+  /** Leave a failed start in place for debugging instead of tearing it down. */
+  keepOnFailure?: boolean;
+}
+
+export interface LabDomainStatus {
+  name: string;
+  state: string;
+  progress?: GuestStatus;
+}
+
+export interface LabHostStatus extends LabHostInfo {
+  libvirtdRunning: boolean;
+  libvirtdAnswers: boolean;
+  agentRunning: boolean;
+  domains: LabDomainStatus[];
+}
+
+export interface LabStatus {
+  dir: string;
+  up: boolean;
+  hosts: LabHostStatus[];
+}
+
+export interface LabDownResult {
+  dir: string;
+  wasUp: boolean;
+  /** Processes that would not die (should be empty). */
+  survivors: number[];
+}
+
+function info(s: LabState, alreadyUp?: boolean): LabInfo {
+  return {
+    dir: s.dir,
+    hosts: s.hosts.map((h) => ({
+      name: h.name,
+      libvirtUri: h.libvirtUri,
+      agentUrl: s.agents ? `ws://127.0.0.1:${h.agentPort}` : null,
+      metricsUrl: s.agents ? `http://127.0.0.1:${h.metricsPort}/metrics` : null,
+      migrationAddress: h.migrationAddress,
+      hostUuid: h.hostUuid,
+      ...(h.libvirtdPid ? { libvirtdPid: h.libvirtdPid } : {}),
+      ...(h.agentPid ? { agentPid: h.agentPid } : {}),
+    })),
+    ...(alreadyUp !== undefined ? { alreadyUp } : {}),
+  };
+}
+
+function record(p: HostPlan): HostRecord {
+  return {
+    name: p.name,
+    hostUuid: p.uuid,
+    libvirtUri: p.libvirtUri,
+    socket: p.socket,
+    migrationAddress: p.migrationAddress,
+    agentPort: p.agentPort,
+    metricsPort: p.metricsPort,
+  };
+}
+
+async function hostHealthy(h: HostRecord): Promise<boolean> {
+  return (await isAlive(h.libvirtdPid)) && (await libvirtAnswers(h.libvirtUri));
+}
+
+/** Brings up hosts a and b (and their agents); returns what `lab up --json` prints. */
+export async function labUp(opts: LabUpOptions = {}): Promise<LabInfo> {
+  requireRoot('lab up');
+  const dir = labDir(opts.dir);
+  const base = portBase(opts.portBase);
+  const agents = opts.agents ?? true;
+  if (agents) requireDaemonBuilt();
+  await mkdir(dir, { recursive: true });
+  return withLabLock(dir, async () => {
+    const existing = await readState(dir);
+    if (existing) {
+      const healthy = (await Promise.all(existing.hosts.map(hostHealthy))).every(Boolean) && existing.hosts.length === HOST_NAMES.length;
+      if (healthy) {
+        if (agents) {
+          existing.agents = true;
+          for (const h of existing.hosts) {
+            if (!(await isAlive(h.agentPid)) || !(await tcpAccepts(h.agentPort))) {
+              h.agentPid = await startAgent(hostPlan(dir, h.name, existing.portBase));
+              await writeState(dir, existing);
+            }
+          }
+        }
+        return info(existing, true);
+      }
+      await teardown(dir, existing); // partial or crashed lab: start clean
+    }
+
+    const plans = HOST_NAMES.map((n) => hostPlan(dir, n, base));
+    const state: LabState = { version: 1, dir, createdAt: new Date().toISOString(), portBase: base, agents, hosts: plans.map(record) };
+    await writeState(dir, state);
+    try {
+      await Promise.all(
+        plans.map(async (p, i) => {
+          await prepareHost(p);
+          const h = state.hosts[i]!;
+          h.libvirtdPid = spawnLibvirtd(p);
+          await writeState(dir, state);
+          h.mntNs = await waitLibvirtd(p, h.libvirtdPid);
+          await writeState(dir, state);
+        }),
+      );
+      if (agents) {
+        for (const [i, p] of plans.entries()) {
+          state.hosts[i]!.agentPid = await startAgent(p);
+          await writeState(dir, state);
+        }
+      }
+    } catch (e) {
+      if (!opts.keepOnFailure) await teardown(dir, state).catch(() => undefined);
+      throw e;
+    }
+    return info(state, false);
+  });
+}
+
+/** Stops everything recorded for (or recognisably started by) the lab in `dir`. */
+async function teardown(dir: string, s: LabState | undefined): Promise<number[]> {
+  const base = s?.portBase ?? portBase();
+  const records: HostRecord[] = s?.hosts.length ? s.hosts : HOST_NAMES.map((n) => record(hostPlan(dir, n, base)));
+  const survivors: number[] = [];
+  for (const h of records) survivors.push(...(await stopAgent(h.name, h.libvirtUri, h.agentPid)));
+  const stopped = await Promise.all(
+    records.map((h) =>
+      stopHost({ name: h.name, hostDir: hostPlan(dir, h.name, base).dir, libvirtUri: h.libvirtUri, libvirtdPid: h.libvirtdPid, mntNs: h.mntNs }),
+    ),
+  );
+  survivors.push(...stopped.flat());
+  survivors.push(...(await terminate((await labQemus(dir)).map((p) => p.pid), 3_000)));
+  await rm(stateFile(dir), { force: true });
+  return [...new Set(survivors)];
+}
+
+export async function labDown(opts: { dir?: string } = {}): Promise<LabDownResult> {
+  requireRoot('lab down');
+  const dir = labDir(opts.dir);
+  if (!existsSync(dir)) return { dir, wasUp: false, survivors: [] }; // sockets live there: nothing can run
+  return withLabLock(dir, async () => {
+    const s = await readState(dir);
+    const survivors = await teardown(dir, s);
+    return { dir, wasUp: !!s, survivors };
+  });
+}
+
+export async function labStatus(opts: { dir?: string; progress?: boolean } = {}): Promise<LabStatus> {
+  const dir = labDir(opts.dir);
+  const s = await readState(dir);
+  if (!s) return { dir, up: false, hosts: [] };
+  const base = info(s);
+  const hosts = await Promise.all(
+    s.hosts.map(async (h, i): Promise<LabHostStatus> => {
+      const libvirtdRunning = await isAlive(h.libvirtdPid);
+      const answers = libvirtdRunning && (await libvirtAnswers(h.libvirtUri));
+      const domains: LabDomainStatus[] = [];
+      if (answers) {
+        for (const name of await listDomains(h.libvirtUri).catch(() => [] as string[])) {
+          const st = (await virshRaw(h.libvirtUri, ['domstate', name])).stdout.trim() || 'unknown';
+          const d: LabDomainStatus = { name, state: st };
+          if (st === 'running' && opts.progress !== false) {
+            const g = await readGuestStatus(h.libvirtUri, name).catch(() => undefined);
+            if (g) d.progress = g;
+          }
+          domains.push(d);
+        }
+      }
+      return {
+        ...base.hosts[i]!,
+        libvirtdRunning,
+        libvirtdAnswers: answers,
+        agentRunning: (await isAlive(h.agentPid)) && (await tcpAccepts(h.agentPort)),
+        domains,
+      };
+    }),
+  );
+  return { dir, up: hosts.length > 0 && hosts.every((h) => h.libvirtdAnswers && (!s.agents || h.agentRunning)), hosts };
+}

@@ -1,0 +1,162 @@
+// End to end on the lab: two real libvirt hosts, real QEMU guests, one vmigrated per host, driven
+// by an independent JSON-RPC client (test/helpers/raw-rpc.ts), never the project's own client.
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { defineGuest, destroyGuest, labDown, labUp, readGuestProgress, type LabHostInfo } from '../../src/lab/index.js';
+import { call, callError, sleep, waitFor } from '../helpers/raw-rpc.js';
+
+interface Status {
+  migrationId: string;
+  state: string;
+  progress: number;
+  iteration: number;
+  throttlePercent: number;
+  downtimeMs: number | null;
+  error: { code: number; name: string; message: string } | null;
+  actions: { action: { type: string } }[];
+}
+interface Vm {
+  name: string;
+  state: string;
+}
+
+const isRoot = process.getuid?.() === 0;
+let A: LabHostInfo;
+let B: LabHostInfo;
+const agent = (h: LabHostInfo): string => h.agentUrl ?? assert.fail(`lab host ${h.name} has no agent`);
+
+async function vmsOn(h: LabHostInfo): Promise<Vm[]> {
+  return call<Vm[]>(agent(h), 'VM.list');
+}
+
+async function runningOn(h: LabHostInfo, name: string): Promise<boolean> {
+  return (await vmsOn(h)).some((v) => v.name === name && v.state === 'running');
+}
+
+/** Where the guest runs: exactly one running copy, on this host. */
+async function assertOnlyOn(host: LabHostInfo, other: LabHostInfo, name: string): Promise<void> {
+  assert.ok(await runningOn(host, name), `${name} should be running on ${host.name}`);
+  assert.ok(!(await vmsOn(other)).some((v) => v.name === name && v.state === 'running'), `${name} must not run on ${other.name}`);
+}
+
+/** Follow VM.migrateStatus to the end, checking progress never goes backwards. */
+async function followToEnd(h: LabHostInfo, vm: string, timeoutMs: number): Promise<Status> {
+  let lastProgress = 0;
+  return waitFor(
+    async () => {
+      const s = await call<Status>(agent(h), 'VM.migrateStatus', { vmId: vm });
+      assert.ok(s.progress >= lastProgress, `progress went back from ${lastProgress} to ${s.progress}`);
+      lastProgress = s.progress;
+      return s;
+    },
+    (s) => ['completed', 'failed', 'cancelled'].includes(s.state),
+    timeoutMs,
+  );
+}
+
+describe('live migration on the lab', { skip: isRoot ? false : 'needs root (lab hosts)' }, () => {
+  before(async () => {
+    const lab = await labUp({ agents: true });
+    const [a, b] = lab.hosts;
+    assert.ok(a && b);
+    A = a;
+    B = b;
+  });
+
+  after(async () => {
+    await labDown();
+  });
+
+  test('a light guest migrates and arrives running on the destination', async () => {
+    const name = 'light1';
+    await defineGuest({ host: 'a', name, ramMiB: 256, wsMiB: 16, rateMiB: 8 });
+    await sleep(1000);
+    const before = await readGuestProgress(A.libvirtUri, name);
+    const started = await call<{ migrationId: string; vmName: string }>(agent(A), 'VM.migrate', { vmId: name, dst: agent(B) });
+    assert.equal(started.vmName, name);
+    const final = await followToEnd(A, name, 120_000);
+    assert.equal(final.state, 'completed', JSON.stringify(final.error));
+    assert.equal(final.migrationId, started.migrationId);
+    assert.equal(final.progress, 100);
+    assert.ok(final.downtimeMs !== null && final.downtimeMs >= 0, 'downtime reported');
+    await assertOnlyOn(B, A, name);
+    // the guest goes on working on the destination
+    const p1 = await readGuestProgress(B.libvirtUri, name);
+    await sleep(1000);
+    const p2 = await readGuestProgress(B.libvirtUri, name);
+    assert.ok(p1 >= before && p2 > p1, `guest progress on destination: ${before} -> ${p1} -> ${p2}`);
+    // the status is kept after the end
+    const kept = await call<Status>(agent(A), 'VM.migrateStatus', { vmId: name });
+    assert.equal(kept.state, 'completed');
+    await destroyGuest(B.libvirtUri, name);
+  });
+
+  test('bad requests get stable error codes and leave the VM where it was', async () => {
+    const name = 'stay1';
+    await defineGuest({ host: 'a', name, ramMiB: 128, wsMiB: 8, rateMiB: 4 });
+    const unknown = await callError(agent(A), 'VM.migrate', { vmId: 'no-such-vm', dst: agent(B) });
+    assert.equal(unknown.code, 1001);
+    assert.equal(unknown.data?.name, 'VM_NOT_FOUND');
+    assert.match(unknown.message, /no-such-vm/);
+
+    const malformed = await callError(agent(A), 'VM.migrate', { vmId: name, dst: agent(B), bandwidth: 'fast' });
+    assert.equal(malformed.code, -32602);
+    assert.match(malformed.message, /bandwidth/);
+
+    const missing = await callError(agent(A), 'VM.migrate', { vmId: name });
+    assert.equal(missing.code, -32602);
+    assert.match(missing.message, /dst/);
+
+    const unreachable = await callError(agent(A), 'VM.migrate', { vmId: name, dst: 'ws://127.0.0.1:9' });
+    assert.equal(unreachable.code, 1004);
+    assert.equal(unreachable.data?.name, 'DESTINATION_UNREACHABLE');
+    assert.match(unreachable.message, /127\.0\.0\.1:9/);
+
+    const toSelf = await callError(agent(A), 'VM.migrate', { vmId: name, dst: agent(A) });
+    assert.equal(toSelf.data?.name, 'SAME_HOST');
+
+    const noStatus = await callError(agent(A), 'VM.migrateStatus', { vmId: name });
+    assert.equal(noStatus.data?.name, 'NO_MIGRATION');
+
+    const unknownVerb = await callError(agent(A), 'VM.teleport', {});
+    assert.equal(unknownVerb.code, -32601);
+
+    await assertOnlyOn(A, B, name);
+    await destroyGuest(A.libvirtUri, name);
+  });
+
+  test('cancel mid-flight leaves the guest running on the source; migrate while migrating is refused', async () => {
+    const name = 'cancel1';
+    // dirties faster than the 20 MiB/s cap: it cannot finish before we cancel
+    await defineGuest({ host: 'a', name, ramMiB: 256, wsMiB: 128, rateMiB: 200 });
+    await call(agent(A), 'VM.migrate', { vmId: name, dst: agent(B), bandwidth: 20, policy: 'stock' });
+    await waitFor(() => call<Status>(agent(A), 'VM.migrateStatus', { vmId: name }), (s) => s.state === 'running', 60_000);
+
+    const again = await callError(agent(A), 'VM.migrate', { vmId: name, dst: agent(B) });
+    assert.equal(again.code, 1003);
+    assert.equal(again.data?.name, 'MIGRATION_IN_PROGRESS');
+
+    const cancelled = await call<Status>(agent(A), 'VM.migrateCancel', { vmId: name });
+    assert.equal(cancelled.state, 'cancelled');
+    await assertOnlyOn(A, B, name);
+    const p1 = await readGuestProgress(A.libvirtUri, name);
+    await sleep(1000);
+    assert.ok((await readGuestProgress(A.libvirtUri, name)) > p1, 'guest still runs on the source');
+    const late = await callError(agent(A), 'VM.migrateCancel', { vmId: name });
+    assert.equal(late.data?.name, 'NOT_CANCELLABLE');
+    await destroyGuest(A.libvirtUri, name);
+  });
+
+  test('a dirtying guest migrates with auto-converge and completes', async () => {
+    const name = 'dirty1';
+    // 256 MiB dirtied at 200 MiB/s over a 50 MiB/s link: plain pre-copy cannot finish
+    await defineGuest({ host: 'a', name, ramMiB: 512, wsMiB: 256, rateMiB: 200 });
+    await sleep(1000);
+    await call(agent(A), 'VM.migrate', { vmId: name, dst: agent(B), bandwidth: 50 });
+    const final = await followToEnd(A, name, 240_000);
+    assert.equal(final.state, 'completed', JSON.stringify(final.error));
+    assert.ok(final.iteration >= 2, `needed ${final.iteration} passes`);
+    await assertOnlyOn(B, A, name);
+    await destroyGuest(B.libvirtUri, name);
+  });
+});

@@ -1,0 +1,64 @@
+// A deliberately independent JSON-RPC 2.0 client (plain `ws`, hand-written frames): the e2e tests
+// drive the agent the way any manager would, without the project's own client or CLI.
+import WebSocket from 'ws';
+
+export interface RawError {
+  code: number;
+  message: string;
+  data?: { name?: string; [k: string]: unknown };
+}
+
+export type RawReply = { result: unknown; error?: undefined } | { error: RawError; result?: undefined };
+
+let nextId = 1;
+
+export function rawCall(url: string, method: string, params: unknown, timeoutMs = 30_000): Promise<RawReply> {
+  return new Promise((resolve, reject) => {
+    const ws = new WebSocket(url);
+    const id = nextId++;
+    const timer = setTimeout(() => {
+      ws.terminate();
+      reject(new Error(`${method}: no answer within ${timeoutMs} ms`));
+    }, timeoutMs);
+    ws.on('error', (err) => {
+      clearTimeout(timer);
+      reject(err);
+    });
+    ws.on('open', () => ws.send(JSON.stringify({ jsonrpc: '2.0', id, method, params })));
+    ws.on('message', (data) => {
+      const msg = JSON.parse(String(data)) as { id?: number; result?: unknown; error?: RawError };
+      if (msg.id !== id) return;
+      clearTimeout(timer);
+      ws.close();
+      resolve(msg.error ? { error: msg.error } : { result: msg.result });
+    });
+  });
+}
+
+/** Call and expect success. */
+export async function call<T>(url: string, method: string, params: unknown = {}): Promise<T> {
+  const reply = await rawCall(url, method, params);
+  if (reply.error) throw new Error(`${method} failed: ${reply.error.code} ${reply.error.message}`);
+  return reply.result as T;
+}
+
+/** Call and expect an error; returns it. */
+export async function callError(url: string, method: string, params: unknown): Promise<RawError> {
+  const reply = await rawCall(url, method, params);
+  if (!reply.error) throw new Error(`${method} unexpectedly succeeded: ${JSON.stringify(reply.result)}`);
+  return reply.error;
+}
+
+export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/** Poll fn until pred holds or the time runs out. */
+export async function waitFor<T>(fn: () => Promise<T>, pred: (v: T) => boolean, timeoutMs: number, stepMs = 500): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last = await fn();
+  while (!pred(last)) {
+    if (Date.now() > deadline) throw new Error(`condition not met within ${timeoutMs} ms; last value: ${JSON.stringify(last).slice(0, 400)}`);
+    await sleep(stepMs);
+    last = await fn();
+  }
+  return last;
+}
