@@ -1,4 +1,6 @@
+#include <algorithm>
 #include <climits>
+#include <cmath>
 #include <cstdlib>
 #include <cstring>
 
@@ -391,8 +393,24 @@ Napi::Value NativeConnection::GetHostUuid(const Napi::CallbackInfo& info) {
       [](virConnectPtr c, std::string& out, LvError& err) {
         std::string caps;
         if (!TakeString(virConnectGetCapabilities(c), caps, err, "virConnectGetCapabilities failed")) return;
-        if (!HostUuidFromCaps(caps, out))
-          err.Set(VIR_ERR_INTERNAL_ERROR, VIR_FROM_CAPABILITIES, "no <host><uuid> in capabilities");
+        if (HostUuidFromCaps(caps, out)) return;
+        // Fallback: SMBIOS system uuid from sysinfo (<system><entry name='uuid'>).
+        char* si = virConnectGetSysinfo(c, 0);
+        if (si) {
+          std::string s = si;
+          free(si);
+          size_t sys = s.find("<system>");
+          size_t e = sys == std::string::npos ? sys : s.find("<entry name='uuid'>", sys);
+          if (e != std::string::npos) {
+            e += std::strlen("<entry name='uuid'>");
+            size_t end = s.find('<', e);
+            if (end != std::string::npos && end > e) {
+              out = s.substr(e, end - e);
+              return;
+            }
+          }
+        }
+        err.Set(VIR_ERR_NO_SUPPORT, VIR_FROM_CAPABILITIES, "host UUID not reported (no <host><uuid> in capabilities)");
       },
       [](Napi::Env env, std::string& out, LvError&) { return Napi::String::New(env, out); });
 }

@@ -26,6 +26,9 @@ function action<A extends unknown[]>(fn: (...args: A) => Promise<void>) {
   };
 }
 
+/** --json may be consumed by the root program's global --json. */
+const wantsJson = (cmd: Command): boolean => !!cmd.optsWithGlobals<{ json?: boolean }>().json;
+
 const out = (v: unknown) => process.stdout.write(JSON.stringify(v, (_k, x) => (typeof x === 'bigint' ? x.toString() : x), 2) + '\n');
 
 function printInfo(i: LabInfo): void {
@@ -68,9 +71,9 @@ export function registerLabCommands(program: Command): void {
     .option('--no-agents', 'do not start vmigrated agents')
     .option('--keep-on-failure', 'leave a failed start running for debugging')
     .action(
-      action(async (o: { json?: boolean; agents: boolean; keepOnFailure?: boolean }) => {
+      action(async (o: { json?: boolean; agents: boolean; keepOnFailure?: boolean }, cmd: Command) => {
         const i = await labUp({ agents: o.agents, keepOnFailure: !!o.keepOnFailure });
-        if (o.json) out(i);
+        if (wantsJson(cmd)) out(i);
         else printInfo(i);
       }),
     );
@@ -80,9 +83,9 @@ export function registerLabCommands(program: Command): void {
     .description('destroy guests, stop agents and libvirtds, remove run state')
     .option('--json', 'print machine-readable JSON')
     .action(
-      action(async (o: { json?: boolean }) => {
+      action(async (o: { json?: boolean }, cmd: Command) => {
         const r = await labDown();
-        if (o.json) out(r);
+        if (wantsJson(cmd)) out(r);
         else console.log(`${r.wasUp ? 'lab stopped' : 'lab was not up'} (${r.dir})${r.survivors.length ? `; could not kill pids ${r.survivors.join(' ')}` : ''}`);
         if (r.survivors.length) process.exitCode = 1;
       }),
@@ -93,9 +96,9 @@ export function registerLabCommands(program: Command): void {
     .description('show hosts, agents and guests of the lab')
     .option('--json', 'print machine-readable JSON')
     .action(
-      action(async (o: { json?: boolean }) => {
+      action(async (o: { json?: boolean }, cmd: Command) => {
         const s = await labStatus();
-        if (o.json) out(s);
+        if (wantsJson(cmd)) out(s);
         else printStatus(s);
       }),
     );
@@ -113,9 +116,9 @@ export function registerLabCommands(program: Command): void {
     .option('--persistent', 'define + start instead of a transient domain')
     .option('--json', 'print machine-readable JSON')
     .action(
-      action(async (o: { host: HostName; name: string; ram: number; ws: number; rate: number; vcpus: number; report: number; persistent?: boolean; json?: boolean }) => {
+      action(async (o: { host: HostName; name: string; ram: number; ws: number; rate: number; vcpus: number; report: number; persistent?: boolean; json?: boolean }, cmd: Command) => {
         const g = await defineGuest({ host: o.host, name: o.name, ramMiB: o.ram, wsMiB: o.ws, rateMiB: o.rate, vcpus: o.vcpus, reportMs: o.report, persistent: !!o.persistent });
-        if (o.json) out(g);
+        if (wantsJson(cmd)) out(g);
         else {
           console.log(`guest ${g.name} running on host ${g.host}: ram ${g.ramMiB} MiB, cmdline "${g.cmdline}"`);
           console.log(`  progress: virsh -c '${g.libvirtUri}' qemu-monitor-command --hmp ${g.name} 'xp /2wx ${g.progressAddress}'`);
@@ -131,9 +134,9 @@ export function registerLabCommands(program: Command): void {
     .requiredOption('--name <name>', 'domain name')
     .option('--json', 'print machine-readable JSON')
     .action(
-      action(async (o: { host: HostName; name: string; json?: boolean }) => {
+      action(async (o: { host: HostName; name: string; json?: boolean }, cmd: Command) => {
         const s = await readGuestStatus(hostPlan(labDir(), o.host, portBase()).libvirtUri, o.name);
-        if (o.json) out(s);
+        if (wantsJson(cmd)) out(s);
         else console.log(`${o.name}@${o.host}: pages=${s.pages} passes=${s.passes} uptime=${s.uptimeMs} ms lost=${s.lostMs} ms ws=${s.wsPages} pages rate<=${s.rateMiB} MiB/s tsc=${s.tscKhz} kHz`);
       }),
     );

@@ -65,6 +65,9 @@ export interface AgentMetrics {
 export function createMetrics(): AgentMetrics {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: METRIC_PREFIX });
+  // prom-client's *_total gauges break the naming rules (promtool flags them); the per-type
+  // gauges nodejs_active_{handles,requests,resources} carry the same numbers
+  for (const n of ['handles', 'requests', 'resources']) registry.removeSingleMetric(`${METRIC_PREFIX}nodejs_active_${n}_total`);
   const registers = [registry];
   const p = METRIC_PREFIX;
 

@@ -7,7 +7,13 @@ import { daemonMain, type HostPlan } from './paths.js';
 import { isAlive, listProcs, procInfo, terminate } from './procs.js';
 
 export function agentArgs(p: HostPlan): string[] {
-  return [daemonMain(), '--name', p.name, '--libvirt-uri', p.libvirtUri, '--listen', `127.0.0.1:${p.agentPort}`, '--metrics-listen', `127.0.0.1:${p.metricsPort}`];
+  return [
+    daemonMain(), '--name', p.name, '--libvirt-uri', p.libvirtUri,
+    '--listen', `127.0.0.1:${p.agentPort}`, '--metrics-listen', `127.0.0.1:${p.metricsPort}`,
+    // The lab has no journald; the log goes to <host>/agent.log.
+    '--log-target', 'stdout',
+    '--migration-address', p.migrationAddress,
+  ];
 }
 
 export function requireDaemonBuilt(): void {

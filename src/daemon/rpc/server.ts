@@ -3,7 +3,9 @@ import type { AddressInfo } from 'node:net';
 import { JSONRPCErrorException, JSONRPCServer, type JSONRPCResponse } from 'json-rpc-2.0';
 import type { Logger } from 'pino';
 import { WebSocketServer, type WebSocket } from 'ws';
+import { CATALOG, type VerbName } from '../../api/catalog.js';
 import { AgentError } from '../../api/errors.js';
+import { parseParams } from '../../api/validate.js';
 import type { Caller, Verbs } from '../verbs/types.js';
 
 export interface RpcServer {
@@ -23,10 +25,13 @@ function toRpcError(err: unknown, log: Logger, method: string): JSONRPCErrorExce
 
 function buildServer(verbs: Verbs, log: Logger): JSONRPCServer<Caller> {
   const server = new JSONRPCServer<Caller>();
-  for (const [name, verb] of Object.entries(verbs)) {
+  for (const name of Object.keys(verbs) as VerbName[]) {
+    // One verb's implementation, seen through the catalog's schemas.
+    const impl = verbs[name] as ((params: unknown, caller: Caller) => Promise<unknown>) | undefined;
+    if (!impl) continue;
     server.addMethod(name, async (params, caller) => {
       try {
-        return await verb(params, caller);
+        return await impl(parseParams(CATALOG[name].params, params ?? {}, name), caller);
       } catch (err) {
         throw toRpcError(err, log, name);
       }

@@ -1,7 +1,5 @@
 // Host.* verbs: ping and capabilities.
 import type { Capabilities, PingResult } from '../../api/results.js';
-import { parseParams } from '../../api/validate.js';
-import { EmptySchema } from '../../api/params.js';
 import type { LocalHost } from '../../migration/admission.js';
 import type { AgentContext } from '../context.js';
 import { libvirtFailure } from '../vm-lookup.js';
@@ -52,13 +50,7 @@ async function capabilities(ctx: AgentContext): Promise<Capabilities> {
 
 export function hostVerbs(ctx: AgentContext): Verbs {
   return {
-    'Host.ping': async (params): Promise<PingResult> => {
-      parseParams(EmptySchema, params, 'Host.ping');
-      return { ok: true, name: ctx.settings.name, version: ctx.version };
-    },
-    'Host.getCapabilities': async (params) => {
-      parseParams(EmptySchema, params, 'Host.getCapabilities');
-      return capabilities(ctx);
-    },
+    'Host.ping': async (): Promise<PingResult> => ({ ok: true, name: ctx.settings.name, version: ctx.version }),
+    'Host.getCapabilities': () => capabilities(ctx),
   };
 }

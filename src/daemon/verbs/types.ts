@@ -1,8 +1,11 @@
+import type { VerbName, VerbParams, VerbResult } from '../../api/catalog.js';
+
 /** Per-connection facts a verb may need (for subscriptions). */
 export interface Caller {
   subscribe(topics: string[]): void;
   unsubscribe(): void;
 }
 
-export type Verb = (params: unknown, caller: Caller) => Promise<unknown>;
-export type Verbs = Record<string, Verb>;
+/** A verb receives params already validated against its catalog schema. */
+export type VerbImpl<K extends VerbName> = (params: VerbParams<K>, caller: Caller) => Promise<VerbResult<K>>;
+export type Verbs = { [K in VerbName]?: VerbImpl<K> };

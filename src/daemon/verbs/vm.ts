@@ -2,10 +2,8 @@
 // destination-side migrationCreate / migrationEnd.
 import { randomUUID } from 'node:crypto';
 import { AgentError } from '../../api/errors.js';
-import { AdmissionEndSchema, AdmissionRequestSchema } from '../../api/admission.js';
-import { ChangeParamsSchema, MigrateParamsSchema, VmRefSchema } from '../../api/params.js';
+import type { VerbParams } from '../../api/catalog.js';
 import type { MigrateResult, MigrationStatus, VmSummary } from '../../api/results.js';
-import { parseParams } from '../../api/validate.js';
 import { DomainState, type DomainStateCode } from '../../libvirt/types.js';
 import { resolveDestination } from '../../migration/destination.js';
 import { libvirtMigrationArgs } from '../../migration/plan.js';
@@ -35,8 +33,7 @@ async function listVms(ctx: AgentContext): Promise<VmSummary[]> {
   return domains.map((d) => ({ id: d.id, uuid: d.uuid, name: d.name, state: stateName(d.state) }));
 }
 
-async function migrate(ctx: AgentContext, raw: unknown): Promise<MigrateResult> {
-  const p = parseParams(MigrateParamsSchema, raw, 'VM.migrate');
+async function migrate(ctx: AgentContext, p: VerbParams<'VM.migrate'>): Promise<MigrateResult> {
   const policy = ctx.controllers.resolve(p.policy ?? ctx.settings.defaultPolicy);
   const conn = await ctx.libvirt.get().catch((e: unknown) => Promise.reject(libvirtFailure(e, 'connecting to libvirt')));
   const domain = await findDomain(conn, p.vmId);
@@ -93,8 +90,7 @@ async function migrate(ctx: AgentContext, raw: unknown): Promise<MigrateResult> 
   }
 }
 
-async function changeParams(ctx: AgentContext, raw: unknown): Promise<MigrationStatus> {
-  const p = parseParams(ChangeParamsSchema, raw, 'VM.migrateChangeParams');
+async function changeParams(ctx: AgentContext, p: VerbParams<'VM.migrateChangeParams'>): Promise<MigrationStatus> {
   const migration = ctx.manager.get(p.vmId);
   if (!migration.active) {
     throw new AgentError('NO_MIGRATION', `migration of VM ${migration.status.vmName} already ended (${migration.status.state})`);
@@ -112,28 +108,22 @@ export function vmVerbs(ctx: AgentContext): Verbs {
   return {
     'VM.list': () => listVms(ctx),
     'VM.migrate': (params) => migrate(ctx, params),
-    'VM.migrateStatus': async (params) => {
-      const p = parseParams(VmRefSchema, params, 'VM.migrateStatus');
-      return ctx.manager.get(p.vmId).snapshot();
-    },
-    'VM.migrateCancel': async (params) => {
-      const p = parseParams(VmRefSchema, params, 'VM.migrateCancel');
+    'VM.migrateStatus': async (p) => ctx.manager.get(p.vmId).snapshot(),
+    'VM.migrateCancel': async (p) => {
       const migration = ctx.manager.get(p.vmId);
       await migration.cancel();
       return migration.done;
     },
     'VM.migrateChangeParams': (params) => changeParams(ctx, params),
-    'VM.migrationCreate': async (params) => {
-      const req = parseParams(AdmissionRequestSchema, params, 'VM.migrationCreate');
+    'VM.migrationCreate': async (req) => {
       const here = await localHost(ctx);
       const conn = await ctx.libvirt.get();
       const running = (await conn.listAllDomains()).some((d) => d.uuid === req.vmUuid && d.active);
       return ctx.desk.admit(req, here, running);
     },
-    'VM.migrationEnd': async (params) => {
-      const p = parseParams(AdmissionEndSchema, params, 'VM.migrationEnd');
+    'VM.migrationEnd': async (p) => {
       ctx.desk.end(p.admissionId);
-      return { ok: true };
+      return { ok: true as const };
     },
   };
 }

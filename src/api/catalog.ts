@@ -1,0 +1,60 @@
+// Every verb of the agent: summary, parameter and result schemas, and the errors it may answer.
+// The server validates with these schemas, the OpenRPC document is generated from them, and the
+// verb implementations are typed by them, so the three cannot drift apart.
+import { z } from 'zod';
+import { AdmissionEndSchema, AdmissionRequestSchema } from './admission.js';
+import type { ErrorName } from './errors.js';
+import { ChangeParamsSchema, MigrateParamsSchema, SubscribeSchema, VmRefSchema } from './params.js';
+import {
+  AdmissionResultSchema,
+  CapabilitiesSchema,
+  MigrateResultSchema,
+  MigrationStatusSchema,
+  OkResultSchema,
+  PingResultSchema,
+  TopicsResultSchema,
+  VmSummarySchema,
+} from './result-schemas.js';
+
+const NoParams = z.strictObject({});
+
+interface VerbSpec {
+  summary: string;
+  params: z.ZodObject;
+  result: z.ZodType;
+  errors: ErrorName[];
+}
+
+function verb<P extends z.ZodObject, R extends z.ZodType>(summary: string, params: P, result: R, errors: ErrorName[] = []) {
+  return { summary, params, result, errors } satisfies VerbSpec;
+}
+
+export const CATALOG = {
+  'Host.ping': verb('Is the agent alive?', NoParams, PingResultSchema),
+  'Host.getCapabilities': verb('Host identity, libvirt/QEMU versions, migration features and policies', NoParams, CapabilitiesSchema, ['LIBVIRT_ERROR']),
+  'VM.list': verb('VMs defined on this host', NoParams, z.array(VmSummarySchema), ['LIBVIRT_ERROR']),
+  'VM.migrate': verb(
+    'Start a live migration of a VM to another host; returns at once, the migration runs in the background',
+    MigrateParamsSchema,
+    MigrateResultSchema,
+    ['INVALID_PARAMS', 'INVALID_POLICY', 'VM_NOT_FOUND', 'VM_NOT_RUNNING', 'MIGRATION_IN_PROGRESS', 'TOO_MANY_MIGRATIONS', 'DESTINATION_UNREACHABLE', 'DESTINATION_REFUSED', 'SAME_HOST', 'LIBVIRT_ERROR'],
+  ),
+  'VM.migrateStatus': verb('Status of the latest migration of a VM (kept after it ends)', VmRefSchema, MigrationStatusSchema, ['INVALID_PARAMS', 'NO_MIGRATION']),
+  'VM.migrateCancel': verb('Cancel a running migration; the VM keeps running on the source. Returns the final status', VmRefSchema, MigrationStatusSchema, ['INVALID_PARAMS', 'NO_MIGRATION', 'NOT_CANCELLABLE', 'LIBVIRT_ERROR']),
+  'VM.migrateChangeParams': verb('Change bandwidth, max downtime or throttle ceiling of a running migration', ChangeParamsSchema, MigrationStatusSchema, ['INVALID_PARAMS', 'INVALID_POLICY', 'NO_MIGRATION']),
+  'VM.migrationCreate': verb('(agent to agent) Admit an incoming migration before any memory is copied', AdmissionRequestSchema, AdmissionResultSchema, ['INVALID_PARAMS', 'TOO_MANY_MIGRATIONS', 'DESTINATION_REFUSED', 'SAME_HOST', 'LIBVIRT_ERROR']),
+  'VM.migrationEnd': verb('(agent to agent) Release an admission when the migration has ended', AdmissionEndSchema, OkResultSchema, ['INVALID_PARAMS']),
+  'Events.subscribe': verb('Receive notifications (migration.state, migration.progress, migration.action) on this connection', SubscribeSchema, TopicsResultSchema, ['INVALID_PARAMS']),
+  'Events.unsubscribe': verb('Stop notifications on this connection', NoParams, TopicsResultSchema),
+} as const;
+
+export type VerbName = keyof typeof CATALOG;
+export type VerbParams<K extends VerbName> = z.output<(typeof CATALOG)[K]['params']>;
+export type VerbResult<K extends VerbName> = z.input<(typeof CATALOG)[K]['result']>;
+
+/** Notifications a subscriber receives; params are a migration status (plus the action record for actions). */
+export const NOTIFICATIONS = {
+  'migration.state': 'the state of a migration changed',
+  'migration.progress': 'a new sample of a running migration',
+  'migration.action': 'the controller decided and applied an action (params carry `record`)',
+} as const;

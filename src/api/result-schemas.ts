@@ -1,0 +1,80 @@
+// Result schemas of the verbs, for the OpenRPC document and for tests that check real answers
+// against what is documented. test/unit/openrpc.test.ts keeps them equal to the TypeScript types.
+import { z } from 'zod';
+
+export const PingResultSchema = z.strictObject({ ok: z.literal(true), name: z.string(), version: z.string() });
+
+export const CapabilitiesSchema = z.strictObject({
+  name: z.string(),
+  hostname: z.string(),
+  hostUuid: z.string(),
+  libvirtVersion: z.string(),
+  qemuVersion: z.string(),
+  libvirtUri: z.string(),
+  migrationFeatures: z.array(z.string()),
+  policies: z.array(z.string()),
+});
+
+export const VmSummarySchema = z.strictObject({ id: z.number().int(), uuid: z.string(), name: z.string(), state: z.string() });
+
+export const MigrateResultSchema = z.strictObject({ migrationId: z.string(), vmId: z.string(), vmName: z.string() });
+
+const ThrottleParamsSchema = z.strictObject({
+  'cpu-throttle-initial': z.number().optional(),
+  'cpu-throttle-increment': z.number().optional(),
+  'max-cpu-throttle': z.number().optional(),
+  'cpu-throttle-tailslow': z.boolean().optional(),
+  'throttle-trigger-threshold': z.number().optional(),
+});
+
+export const ActionSchema = z.discriminatedUnion('type', [
+  z.strictObject({ type: z.literal('set-throttle'), params: ThrottleParamsSchema, reason: z.string() }),
+  z.strictObject({ type: z.literal('set-downtime'), ms: z.number(), reason: z.string() }),
+  z.strictObject({ type: z.literal('set-bandwidth'), mibPerSec: z.number(), reason: z.string() }),
+  z.strictObject({ type: z.literal('postcopy'), reason: z.string() }),
+  z.strictObject({ type: z.literal('abort'), reason: z.string() }),
+]);
+
+export const ActionRecordSchema = z.strictObject({
+  at: z.string(),
+  t: z.number(),
+  action: ActionSchema,
+  applied: z.boolean(),
+  error: z.string().optional(),
+});
+
+export const MigrationStatusSchema = z.strictObject({
+  migrationId: z.string(),
+  vmId: z.string(),
+  vmName: z.string(),
+  source: z.string(),
+  destination: z.string(),
+  state: z.enum(['pending', 'running', 'completed', 'failed', 'cancelled']),
+  progress: z.number().min(0).max(100),
+  dataTotal: z.number(),
+  dataProcessed: z.number(),
+  dataRemaining: z.number(),
+  iteration: z.number(),
+  dirtyRate: z.number().describe('bytes/s'),
+  transferRate: z.number().describe('bytes/s'),
+  throttlePercent: z.number(),
+  postcopy: z.boolean(),
+  downtimeMs: z.number().nullable(),
+  startedAt: z.string(),
+  endedAt: z.string().nullable(),
+  elapsedMs: z.number(),
+  policy: z.string(),
+  actions: z.array(ActionRecordSchema),
+  error: z.strictObject({ code: z.number(), name: z.string(), message: z.string() }).nullable(),
+});
+
+export const AdmissionResultSchema = z.strictObject({
+  admissionId: z.string(),
+  libvirtUri: z.string(),
+  migrationUri: z.string().optional(),
+  hostUuid: z.string(),
+  name: z.string(),
+});
+
+export const TopicsResultSchema = z.strictObject({ topics: z.array(z.string()) });
+export const OkResultSchema = z.strictObject({ ok: z.literal(true) });

@@ -1,0 +1,318 @@
+/**
+ * The convergence controller: pure (no I/O, no timers, no clock; time comes in the samples).
+ *
+ *   const c = createController(policy, { guestRamBytes, postcopyEnabled, bandwidthMiBps?, original? });
+ *   for each job-statistics sample: actions = c.observe(sample)   // apply them in order
+ *   when the migration ended (any way):  actions = c.finish()      // restores what it changed
+ *   c.state()                                                     // read-only status/debug view
+ *
+ * Decisions are taken at iteration boundaries (first sample with a higher iteration number):
+ * estimate the guest's unthrottled dirty rate and the payload rate (estimate.ts), compute the
+ * throttle that converges within the downtime limit in policy.convergePasses passes (throttle.ts),
+ * translate it into QEMU parameters that land there at the next trigger, and escalate when the
+ * throttle at the policy ceiling stalls (stall.ts, escalate.ts). A policy with steer=false
+ * ("stock") makes it a no-op.
+ */
+import type { MigrationSample } from '../migration/sample.js';
+import type { Action, ThrottleParams } from './types.js';
+import type { Policy } from './policy.js';
+import { estimateDirty, median, passStartBytes, payloadRate } from './estimate.js';
+import { isStalled, isTransferStalled } from './stall.js';
+import { planThrottle, throttleNeeded, type QemuThrottle } from './throttle.js';
+import { completionTimeoutMs, downtimeSchedule, escalate } from './escalate.js';
+
+const MiB = 1024 * 1024;
+/** libvirt's "unlimited" migration bandwidth, MiB/s */
+export const UNLIMITED_BANDWIDTH_MIBPS = 8796093022207;
+const JOB_COMPLETED = 3;
+const RATE_WINDOW = 8;
+const HISTORY = 32;
+const TRANSFER_STALL_MS = 10_000;
+
+/** QEMU's parameter values before the migration; finish() restores them. Defaults: QEMU's. */
+export interface OriginalParams {
+  throttleInitial: number;
+  throttleIncrement: number;
+  maxThrottle: number;
+  tailslow: boolean;
+  triggerThreshold: number;
+  downtimeMs: number;
+  bandwidthMiBps: number;
+}
+
+export const QEMU_DEFAULTS: OriginalParams = {
+  throttleInitial: 20,
+  throttleIncrement: 10,
+  maxThrottle: 99,
+  tailslow: false,
+  triggerThreshold: 50,
+  downtimeMs: 300,
+  bandwidthMiBps: UNLIMITED_BANDWIDTH_MIBPS,
+};
+
+export interface ControllerContext {
+  guestRamBytes: number;
+  /** the migration was started with post-copy enabled (VIR_MIGRATE_POSTCOPY) */
+  postcopyEnabled: boolean;
+  /** expected payload rate, MiB/s: used until one is measured */
+  bandwidthMiBps?: number;
+  original?: Partial<OriginalParams>;
+}
+
+export type Phase =
+  | 'stock'
+  | 'first-pass'
+  | 'converging'
+  | 'throttling'
+  | 'escalating'
+  | 'postcopy'
+  | 'aborted'
+  | 'completed';
+
+export interface ControllerState {
+  phase: Phase;
+  iteration: number;
+  elapsedMs: number;
+  /** estimated unthrottled dirty rate, bytes/s */
+  dirtyRate: number;
+  /** dirty rate the measurements prove, bytes/s */
+  dirtyRateLowerBound: number;
+  /** last pass re-dirtied the whole working set (rate only bounded below) */
+  saturated: boolean;
+  /** dirtied / sent over the last pass */
+  passRatio: number;
+  /** payload rate estimate, bytes/s */
+  transferRate: number;
+  /** size of the current pass at its start, bytes */
+  passBytes: number;
+  /** throttle the controller is steering to */
+  targetThrottle: number;
+  /** throttle QEMU reported last */
+  throttle: number;
+  stalled: boolean;
+  transferStalled: boolean;
+  downtimeMs: number;
+  timeoutMs: number;
+  lastReason: string;
+}
+
+export interface Controller {
+  observe(sample: MigrationSample): Action[];
+  finish(): Action[];
+  state(): Readonly<ControllerState>;
+}
+
+const mib = (b: number): string => (b / MiB).toFixed(0);
+
+export function createController(policy: Policy, ctx: ControllerContext): Controller {
+  const orig: OriginalParams = { ...QEMU_DEFAULTS, ...ctx.original };
+  const ceiling = policy.maxThrottle;
+  const schedule = downtimeSchedule(policy);
+  const q: QemuThrottle = {
+    initial: orig.throttleInitial,
+    increment: orig.throttleIncrement,
+    max: orig.maxThrottle,
+    threshold: orig.triggerThreshold,
+  };
+  const changed = new Set<keyof ThrottleParams | 'downtime' | 'bandwidth'>();
+  const history: MigrationSample[] = [];
+  const rates: number[] = [];
+  const passSizes: number[] = [];
+  let stallMark = 0; // passSizes index the stall window is measured from
+  let reachedCeiling = false;
+  let lastBoundary = { t: 0, processed: 0 };
+  let prev: MigrationSample | undefined;
+  const bandwidthCap = policy.bandwidthMiBps !== undefined ? policy.bandwidthMiBps * MiB : Infinity;
+
+  const st: ControllerState = {
+    phase: policy.steer ? 'first-pass' : 'stock',
+    iteration: 0,
+    elapsedMs: 0,
+    dirtyRate: 0,
+    dirtyRateLowerBound: 0,
+    saturated: false,
+    passRatio: 0,
+    transferRate: (ctx.bandwidthMiBps ?? 0) * MiB,
+    passBytes: ctx.guestRamBytes,
+    targetThrottle: 0,
+    throttle: 0,
+    stalled: false,
+    transferStalled: false,
+    downtimeMs: orig.downtimeMs,
+    timeoutMs: completionTimeoutMs(policy, ctx.guestRamBytes),
+    lastReason: '',
+  };
+
+  const emit = (out: Action[], a: Action): void => {
+    out.push(a);
+    st.lastReason = a.reason;
+  };
+
+  function setThrottle(out: Action[], params: ThrottleParams, reason: string): void {
+    const keys = Object.keys(params) as (keyof ThrottleParams)[];
+    if (keys.length === 0) return;
+    if (params['cpu-throttle-initial'] !== undefined) q.initial = params['cpu-throttle-initial'];
+    if (params['cpu-throttle-increment'] !== undefined) q.increment = params['cpu-throttle-increment'];
+    if (params['max-cpu-throttle'] !== undefined) q.max = params['max-cpu-throttle'];
+    if (params['throttle-trigger-threshold'] !== undefined) q.threshold = params['throttle-trigger-threshold'];
+    for (const k of keys) changed.add(k);
+    emit(out, { type: 'set-throttle', params, reason });
+  }
+
+  function start(out: Action[]): void {
+    // guard the ceiling before QEMU's own trigger can climb past it
+    const guard: ThrottleParams = {};
+    if (ceiling <= 0) guard['throttle-trigger-threshold'] = 100;
+    else {
+      if (q.max > ceiling) guard['max-cpu-throttle'] = ceiling;
+      if (q.initial > ceiling) guard['cpu-throttle-initial'] = ceiling;
+    }
+    setThrottle(out, guard, ceiling <= 0 ? 'policy forbids throttling: keeping auto-converge from triggering' : `policy ceiling: throttle at most ${ceiling} %`);
+    if (policy.downtimeMs !== orig.downtimeMs) {
+      st.downtimeMs = policy.downtimeMs;
+      changed.add('downtime');
+      emit(out, { type: 'set-downtime', ms: policy.downtimeMs, reason: `policy ${policy.name}: downtime limit ${policy.downtimeMs} ms` });
+    }
+    if (policy.bandwidthMiBps !== undefined && policy.bandwidthMiBps !== orig.bandwidthMiBps) {
+      changed.add('bandwidth');
+      emit(out, { type: 'set-bandwidth', mibPerSec: policy.bandwidthMiBps, reason: `policy ${policy.name}: bandwidth cap ${policy.bandwidthMiBps} MiB/s` });
+    }
+  }
+
+  function transferEstimate(fallback: number): number {
+    const measured = median(rates);
+    const b = measured > 0 ? measured : st.transferRate > 0 ? st.transferRate : fallback;
+    return Math.min(b, bandwidthCap);
+  }
+
+  function onBoundary(p: MigrationSample, s: MigrationSample, out: Action[]): void {
+    const passBytes = passStartBytes(p, s);
+    const dt = (s.t - lastBoundary.t) / 1000;
+    const intervalRate = dt > 0 ? (s.dataProcessed - lastBoundary.processed) / dt : 0;
+    lastBoundary = { t: s.t, processed: s.dataProcessed };
+    // the throttle in force during the pass that just ended (QEMU changes it only at syncs)
+    const est = estimateDirty(s.dirtyRate, intervalRate, p.throttlePercent, st.dirtyRate, policy.saturationFactor);
+    const b = transferEstimate(intervalRate);
+    Object.assign(st, {
+      dirtyRate: est.rate,
+      dirtyRateLowerBound: est.lowerBound,
+      saturated: est.saturated,
+      passRatio: est.ratio,
+      transferRate: b,
+      passBytes,
+    });
+    passSizes.push(passBytes);
+
+    const target = throttleNeeded(est.rate, b, passBytes, st.downtimeMs, policy.convergePasses, ceiling);
+    st.targetThrottle = target.throttle;
+    const params = planThrottle(target.throttle, s.throttlePercent, q, ceiling, est.ratio * 100 > q.threshold);
+    const why =
+      `dirty rate ${est.saturated ? '>= ' : ''}${mib(est.lowerBound)} MiB/s unthrottled` +
+      `${est.saturated ? ` (working set saturated, assuming ${mib(est.rate)})` : ''}, payload ${mib(b)} MiB/s, ` +
+      `pass ${mib(passBytes)} MiB, downtime ${st.downtimeMs} ms`;
+    if (target.throttle > s.throttlePercent) {
+      setThrottle(out, params, `${why}: throttle ${target.throttle} % to shrink each pass to ~${target.ratio.toFixed(2)}` +
+        `${target.wanted > ceiling ? ` (needs ${target.wanted} %, capped by policy at ${ceiling} %)` : ''}`);
+    } else if (s.throttlePercent > 0) {
+      setThrottle(out, params, `${why}: hold the throttle at ${s.throttlePercent} %`);
+    } else {
+      setThrottle(out, params, `${why}: converges without throttling; keeping auto-converge from triggering`);
+    }
+    if (st.phase === 'first-pass' || st.phase === 'converging' || st.phase === 'throttling') {
+      st.phase = target.throttle > 0 || s.throttlePercent > 0 ? 'throttling' : 'converging';
+    }
+
+    // stall window starts when the throttle is at its ceiling (it can't help more), and again after each escalation
+    const exhausted = ceiling <= 0 || s.throttlePercent >= ceiling;
+    if (exhausted && !reachedCeiling) {
+      reachedCeiling = true;
+      stallMark = passSizes.length - 1;
+    }
+    st.stalled = reachedCeiling && isStalled(passSizes.slice(stallMark), policy.stallWindowIterations, policy.minProgress);
+  }
+
+  function checkEscalation(s: MigrationSample, out: Action[]): void {
+    const recent = passSizes.slice(-policy.stallWindowIterations);
+    const smallest = recent.length ? Math.min(...recent) : st.passBytes;
+    const e = escalate({
+      elapsedMs: s.t,
+      timeoutMs: st.timeoutMs,
+      postcopyActive: st.phase === 'postcopy',
+      postcopyPossible: policy.allowPostcopy && ctx.postcopyEnabled,
+      preferPostcopy: policy.preferPostcopy,
+      stalled: st.stalled,
+      throttleExhausted: reachedCeiling,
+      downtimeMs: st.downtimeMs,
+      schedule,
+      neededDowntimeMs: st.transferRate > 0 ? ((smallest / st.transferRate) * 1000 * 1.15) : Infinity,
+    });
+    if (!e) return;
+    if (e.kind === 'abort') {
+      st.phase = 'aborted';
+      emit(out, { type: 'abort', reason: e.reason });
+    } else if (e.kind === 'postcopy') {
+      st.phase = 'postcopy';
+      emit(out, { type: 'postcopy', reason: e.reason });
+    } else {
+      st.phase = 'escalating';
+      st.downtimeMs = e.ms;
+      changed.add('downtime');
+      stallMark = passSizes.length - 1;
+      st.stalled = false;
+      emit(out, { type: 'set-downtime', ms: e.ms, reason: e.reason });
+    }
+  }
+
+  return {
+    observe(s: MigrationSample): Action[] {
+      st.elapsedMs = s.t;
+      st.iteration = s.iteration;
+      st.throttle = s.throttlePercent;
+      if (!policy.steer || st.phase === 'aborted' || st.phase === 'completed') return [];
+      const out: Action[] = [];
+      if (!prev) start(out);
+      if (s.jobType === JOB_COMPLETED) {
+        st.phase = 'completed';
+        return out;
+      }
+      if (s.postcopyRequests > 0) st.phase = 'postcopy';
+      if (prev) {
+        const r = payloadRate(prev, s);
+        if (r !== null && s.iteration >= 1) {
+          rates.push(r);
+          if (rates.length > RATE_WINDOW) rates.shift();
+        }
+        if (s.iteration > prev.iteration && s.iteration >= 2 && st.phase !== 'postcopy') onBoundary(prev, s, out);
+      }
+      history.push(s);
+      if (history.length > HISTORY) history.shift();
+      st.transferStalled = isTransferStalled(history, TRANSFER_STALL_MS);
+      checkEscalation(s, out);
+      prev = s;
+      return out;
+    },
+
+    finish(): Action[] {
+      const out: Action[] = [];
+      const restore: ThrottleParams = {};
+      if (changed.has('cpu-throttle-initial')) restore['cpu-throttle-initial'] = orig.throttleInitial;
+      if (changed.has('cpu-throttle-increment')) restore['cpu-throttle-increment'] = orig.throttleIncrement;
+      if (changed.has('max-cpu-throttle')) restore['max-cpu-throttle'] = orig.maxThrottle;
+      if (changed.has('cpu-throttle-tailslow')) restore['cpu-throttle-tailslow'] = orig.tailslow;
+      if (changed.has('throttle-trigger-threshold')) restore['throttle-trigger-threshold'] = orig.triggerThreshold;
+      if (Object.keys(restore).length > 0) out.push({ type: 'set-throttle', params: restore, reason: 'migration ended: restoring throttle parameters' });
+      if (changed.has('downtime')) out.push({ type: 'set-downtime', ms: orig.downtimeMs, reason: 'migration ended: restoring the downtime limit' });
+      if (changed.has('bandwidth')) out.push({ type: 'set-bandwidth', mibPerSec: orig.bandwidthMiBps, reason: 'migration ended: restoring the bandwidth limit' });
+      changed.clear();
+      q.initial = orig.throttleInitial;
+      q.increment = orig.throttleIncrement;
+      q.max = orig.maxThrottle;
+      q.threshold = orig.triggerThreshold;
+      return out;
+    },
+
+    state(): Readonly<ControllerState> {
+      return { ...st };
+    },
+  };
+}

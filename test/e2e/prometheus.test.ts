@@ -1,0 +1,59 @@
+// The agent's /metrics scraped by a real Prometheus: series appear, counters count, per-VM series
+// go stale when the migration ends.
+import assert from 'node:assert/strict';
+import { EventEmitter } from 'node:events';
+import { after, before, describe, it } from 'node:test';
+import { createMetrics, type MetricsServer } from '../../src/daemon/metrics.js';
+import type { ActionRecord, MigrationEventMap } from '../../src/migration/status.js';
+import { prometheusSkipReason, startPrometheus, type Prometheus, type PromSample } from '../helpers/prometheus.js';
+import { status } from '../unit/metrics.test.js';
+
+const skip = prometheusSkipReason() ?? false;
+const one = (v: number) => (r: PromSample[]) => r.length === 1 && r[0]!.value === v;
+
+describe('metrics scraped by a real Prometheus', { skip }, () => {
+  const metrics = createMetrics();
+  const manager = new EventEmitter<MigrationEventMap>();
+  metrics.attach(manager);
+  let server: MetricsServer;
+  let prom: Prometheus;
+
+  before(async () => {
+    server = await metrics.serve({ host: '127.0.0.1', port: 0 });
+    prom = await startPrometheus({ targets: [server.url] });
+  });
+  after(async () => {
+    await prom?.stop();
+    await server?.close();
+  });
+
+  it('scrapes the target', async () => {
+    await prom.waitFor('up{job="vmigrate"}', one(1));
+  });
+
+  it('sees a running migration, its actions, and its end', async () => {
+    manager.emit('state', status({ migrationId: 'p1', vmName: 'web1', state: 'running' }));
+    manager.emit('progress', status({ migrationId: 'p1', vmName: 'web1', dataRemaining: 123_456_789, throttlePercent: 30 }));
+    const a: ActionRecord = {
+      at: new Date().toISOString(),
+      t: 1000,
+      action: { type: 'set-downtime', ms: 300, reason: 'close to converging' },
+      applied: true,
+    };
+    manager.emit('action', status({ migrationId: 'p1', vmName: 'web1' }), a);
+
+    await prom.waitFor('vmigrate_migration_data_remaining_bytes{vm="web1"}', one(123_456_789));
+    await prom.waitFor('vmigrate_migration_cpu_throttle_ratio{vm="web1"}', one(0.3));
+    await prom.waitFor('vmigrate_controller_actions_total{action="set-downtime"}', one(1));
+    await prom.waitFor('vmigrate_migrations_running', one(1));
+
+    manager.emit('state', status({ migrationId: 'p1', vmName: 'web1', state: 'completed', elapsedMs: 9000, downtimeMs: 45 }));
+    await prom.waitFor('vmigrate_migrations_completed_total', one(1));
+    // the per-VM series is gone from the next scrape, so Prometheus marks it stale
+    await prom.waitFor('vmigrate_migration_data_remaining_bytes{vm="web1"}', (r) => r.length === 0);
+    await prom.waitFor('vmigrate_migration_downtime_seconds_sum', one(0.045));
+    await prom.waitFor('vmigrate_migration_duration_seconds_count{outcome="completed"}', one(1));
+    const reasons = await prom.query('vmigrate_migrations_failed_total');
+    assert.ok(reasons.length > 0 && reasons.every((s) => s.value === 0));
+  });
+});
