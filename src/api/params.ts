@@ -26,6 +26,8 @@ export const MigrateParamsSchema = z.strictObject({
   autoConvergeIncrement: z.number().int().min(1).max(99).optional(),
   /** ms */
   maxDowntime: z.number().int().positive().max(600_000).optional(),
+  /** false: plain pre-copy without QEMU's auto-converge (comparisons only; the controller then has no throttle) */
+  autoConverge: z.boolean().optional(),
   postcopy: z.boolean().optional(),
   persistDest: z.boolean().optional(),
   undefineSource: z.boolean().optional(),

@@ -6,6 +6,8 @@ export interface MigrationOptions {
   bandwidth?: number;
   autoConvergeInitial?: number;
   autoConvergeIncrement?: number;
+  /** default true */
+  autoConverge?: boolean;
   postcopy?: boolean;
   persistDest?: boolean;
   undefineSource?: boolean;
@@ -16,6 +18,7 @@ export function libvirtMigrationArgs(opts: MigrationOptions): { params: LibvirtM
   // Always live, peer-to-peer (the source libvirtd talks to the destination itself), with
   // auto-converge so QEMU's throttle exists for the controller to steer, and abort on any error.
   let flags = MigrateFlags.LIVE | MigrateFlags.PEER2PEER | MigrateFlags.AUTO_CONVERGE | MigrateFlags.ABORT_ON_ERROR;
+  if (opts.autoConverge === false) flags &= ~MigrateFlags.AUTO_CONVERGE;
   if (opts.postcopy) flags |= MigrateFlags.POSTCOPY;
   if (opts.persistDest) flags |= MigrateFlags.PERSIST_DEST;
   if (opts.undefineSource) flags |= MigrateFlags.UNDEFINE_SOURCE;

@@ -4,11 +4,19 @@ import assert from 'node:assert/strict';
 import { EventEmitter } from 'node:events';
 import { after, before, describe, it } from 'node:test';
 import { createMetrics, type MetricsServer } from '../../src/daemon/metrics.js';
-import type { ActionRecord, MigrationEventMap } from '../../src/migration/status.js';
+import type { ActionRecord, MigrationEventMap, MigrationStatus } from '../../src/migration/status.js';
 import { prometheusSkipReason, startPrometheus, type Prometheus, type PromSample } from '../helpers/prometheus.js';
-import { status } from '../unit/metrics.test.js';
 
 const skip = prometheusSkipReason() ?? false;
+function status(over: Partial<MigrationStatus>): MigrationStatus {
+  return {
+    migrationId: 'p1', vmId: 'uuid-1', vmName: 'web1', source: 'a', destination: 'b', state: 'running',
+    progress: 10, dataTotal: 1e9, dataProcessed: 1e8, dataRemaining: 9e8, iteration: 1, dirtyRate: 0,
+    transferRate: 0, throttlePercent: 0, postcopy: false, downtimeMs: null, startedAt: new Date().toISOString(),
+    endedAt: null, elapsedMs: 0, policy: 'adaptive', actions: [], error: null, ...over,
+  };
+}
+
 const one = (v: number) => (r: PromSample[]) => r.length === 1 && r[0]!.value === v;
 
 describe('metrics scraped by a real Prometheus', { skip }, () => {

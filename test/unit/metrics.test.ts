@@ -8,7 +8,7 @@ import type { ActionRecord, MigrationEventMap, MigrationStatus } from '../../src
 
 class FakeManager extends EventEmitter<MigrationEventMap> {}
 
-export function status(over: Partial<MigrationStatus> = {}): MigrationStatus {
+function status(over: Partial<MigrationStatus> = {}): MigrationStatus {
   return {
     migrationId: 'm1',
     vmId: 'uuid-1',

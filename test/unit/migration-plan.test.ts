@@ -10,6 +10,7 @@ test('a migration is always live, peer-to-peer, auto-converging and aborts on er
   for (const f of ['LIVE', 'PEER2PEER', 'AUTO_CONVERGE', 'ABORT_ON_ERROR'] as const) assert.ok(flags & MigrateFlags[f], f);
   assert.equal(flags & MigrateFlags.POSTCOPY, 0);
   assert.deepEqual(params, {});
+  assert.equal(libvirtMigrationArgs({ autoConverge: false }).flags & MigrateFlags.AUTO_CONVERGE, 0);
 });
 
 test('options map to libvirt parameters and flags', () => {

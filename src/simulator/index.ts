@@ -1,0 +1,4 @@
+export * from './scenario.js';
+export * from './simulate.js';
+export * from './compare.js';
+export { evaluateTrigger, type ThrottleKnobs, type TriggerState } from './qemu-throttle.js';
