@@ -16,6 +16,9 @@
       ],
       "defines": ["NAPI_VERSION=8"],
       "cflags_cc": ["-std=gnu++17", "-Wall", "-Wno-unused-parameter", "<!@(pkg-config --cflags libvirt libvirt-qemu)"],
+      # Never unmapped: the private pool and libvirt's event-loop thread outlive a worker_thread
+      # that loaded the addon (Node dlcloses addons when that env exits).
+      "ldflags": ["-Wl,-z,nodelete"],
       "libraries": ["<!@(pkg-config --libs libvirt libvirt-qemu)"]
     }
   ]

@@ -104,7 +104,13 @@ void EnsureEventLoop() {
 
 void CallJob(Napi::Env env, Napi::Function, std::nullptr_t*, Job* job) {
   std::unique_ptr<Job> owned(job);
-  if (env != nullptr) owned->OnMain(env);  // a throw surfaces as an uncaught JS exception
+  if (env == nullptr) return;
+  // JS listeners are wrapped in binding.ts, so a throw here is Node-API refusing the call (e.g. a
+  // terminating worker). Re-throwing would call std::terminate: drop it.
+  try {
+    owned->OnMain(env);
+  } catch (const Napi::Error&) {
+  }
 }
 
 void Completion::Post(Job* job) {

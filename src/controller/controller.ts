@@ -16,9 +16,9 @@
 import type { MigrationSample } from '../migration/sample.js';
 import type { Action, ThrottleParams } from './types.js';
 import type { Policy } from './policy.js';
-import { estimateDirty, median, passStartBytes, payloadRate } from './estimate.js';
+import { estimateDirty, median, passRatio, passStartBytes, payloadRate } from './estimate.js';
 import { isStalled, isTransferStalled } from './stall.js';
-import { planThrottle, throttleNeeded, type QemuThrottle } from './throttle.js';
+import { MIN_RAISE, planThrottle, throttleNeeded, type QemuThrottle } from './throttle.js';
 import { completionTimeoutMs, downtimeSchedule, escalate } from './escalate.js';
 
 const MiB = 1024 * 1024;
@@ -120,7 +120,8 @@ export function createController(policy: Policy, ctx: ControllerContext): Contro
   const passSizes: number[] = [];
   let stallMark = 0; // passSizes index the stall window is measured from
   let reachedCeiling = false;
-  let lastBoundary = { t: 0, processed: 0 };
+  let lastBoundary = { t: 0, processed: 0, iteration: 1 };
+  let saturatedAtCeiling = 0; // consecutive boundaries
   let prev: MigrationSample | undefined;
   const bandwidthCap = policy.bandwidthMiBps !== undefined ? policy.bandwidthMiBps * MiB : Infinity;
 
@@ -179,20 +180,30 @@ export function createController(policy: Policy, ctx: ControllerContext): Contro
     }
   }
 
-  function transferEstimate(fallback: number): number {
+  /** median of recent payload rates; before any, the context's bandwidth or last estimate */
+  function transferEstimate(): number {
     const measured = median(rates);
-    const b = measured > 0 ? measured : st.transferRate > 0 ? st.transferRate : fallback;
-    return Math.min(b, bandwidthCap);
+    return Math.min(measured > 0 ? measured : st.transferRate, bandwidthCap);
   }
 
   function onBoundary(p: MigrationSample, s: MigrationSample, out: Action[]): void {
     const passBytes = passStartBytes(p, s);
-    const dt = (s.t - lastBoundary.t) / 1000;
-    const intervalRate = dt > 0 ? (s.dataProcessed - lastBoundary.processed) / dt : 0;
-    lastBoundary = { t: s.t, processed: s.dataProcessed };
+    // place the boundary itself: the bytes of the new pass already sent went at the payload rate
+    const sentAfter = Math.max(0, passBytes - s.dataRemaining);
+    const b = transferEstimate();
+    const tb = b > 0 ? Math.max(p.t, s.t - (sentAfter / b) * 1000) : s.t;
+    const processedAtBoundary = s.dataProcessed - sentAfter;
+    const dt = (tb - lastBoundary.t) / 1000;
+    const intervalRate = dt > 0 ? (processedAtBoundary - lastBoundary.processed) / dt : 0;
+    const passes = s.iteration - lastBoundary.iteration;
+    lastBoundary = { t: tb, processed: processedAtBoundary, iteration: s.iteration };
+    const prevPass = passSizes[passSizes.length - 1];
+    // pass sizes give the exact shrink ratio; after pass 1 (all RAM, zero pages) only QEMU's rate can
+    const ratio = prevPass !== undefined ? passRatio(prevPass, passBytes, passes) : intervalRate > 0 ? s.dirtyRate / intervalRate : 0;
+    const dirtied = prevPass !== undefined ? ratio * b : s.dirtyRate;
     // the throttle in force during the pass that just ended (QEMU changes it only at syncs)
-    const est = estimateDirty(s.dirtyRate, intervalRate, p.throttlePercent, st.dirtyRate, policy.saturationFactor);
-    const b = transferEstimate(intervalRate);
+    const during = p.throttlePercent;
+    const est = estimateDirty(ratio, dirtied, during, st.dirtyRate, policy.saturationFactor, prevPass === undefined);
     Object.assign(st, {
       dirtyRate: est.rate,
       dirtyRateLowerBound: est.lowerBound,
@@ -204,14 +215,21 @@ export function createController(policy: Policy, ctx: ControllerContext): Contro
     passSizes.push(passBytes);
 
     const target = throttleNeeded(est.rate, b, passBytes, st.downtimeMs, policy.convergePasses, ceiling);
-    st.targetThrottle = target.throttle;
-    const params = planThrottle(target.throttle, s.throttlePercent, q, ceiling, est.ratio * 100 > q.threshold);
+    // saturated although our throttle was in force: the guess was too low by an unknown factor;
+    // more guessing costs two passes per step, so go to the ceiling
+    const againSaturated = est.saturated && st.targetThrottle > 0 && during >= st.targetThrottle - MIN_RAISE;
+    // never steer a running throttle down (QEMU can't lower it without a trigger anyway)
+    const goal = Math.max(againSaturated ? ceiling : target.throttle, during > 0 || s.throttlePercent > 0 ? st.targetThrottle : 0);
+    st.targetThrottle = goal;
+    const params = planThrottle(goal, s.throttlePercent, q, ceiling, est.ratio * 100 > q.threshold);
     const why =
       `dirty rate ${est.saturated ? '>= ' : ''}${mib(est.lowerBound)} MiB/s unthrottled` +
-      `${est.saturated ? ` (working set saturated, assuming ${mib(est.rate)})` : ''}, payload ${mib(b)} MiB/s, ` +
+      `${est.saturated && !againSaturated ? ` (working set saturated, assuming ${mib(est.rate)})` : ''}, payload ${mib(b)} MiB/s, ` +
       `pass ${mib(passBytes)} MiB, downtime ${st.downtimeMs} ms`;
-    if (target.throttle > s.throttlePercent) {
-      setThrottle(out, params, `${why}: throttle ${target.throttle} % to shrink each pass to ~${target.ratio.toFixed(2)}` +
+    if (againSaturated) {
+      setThrottle(out, params, `${why}: working set still saturated at ${during} % throttle: going to the ceiling ${ceiling} %`);
+    } else if (goal > s.throttlePercent) {
+      setThrottle(out, params, `${why}: throttle ${goal} % to shrink each pass to ~${target.ratio.toFixed(2)}` +
         `${target.wanted > ceiling ? ` (needs ${target.wanted} %, capped by policy at ${ceiling} %)` : ''}`);
     } else if (s.throttlePercent > 0) {
       setThrottle(out, params, `${why}: hold the throttle at ${s.throttlePercent} %`);
@@ -219,16 +237,20 @@ export function createController(policy: Policy, ctx: ControllerContext): Contro
       setThrottle(out, params, `${why}: converges without throttling; keeping auto-converge from triggering`);
     }
     if (st.phase === 'first-pass' || st.phase === 'converging' || st.phase === 'throttling') {
-      st.phase = target.throttle > 0 || s.throttlePercent > 0 ? 'throttling' : 'converging';
+      st.phase = goal > 0 || s.throttlePercent > 0 ? 'throttling' : 'converging';
     }
 
-    // stall window starts when the throttle is at its ceiling (it can't help more), and again after each escalation
+    // stall window starts when the throttle is at its ceiling (it can't help more), and again after
+    // each escalation; a working set re-dirtied completely twice at the ceiling is proof enough
     const exhausted = ceiling <= 0 || s.throttlePercent >= ceiling;
     if (exhausted && !reachedCeiling) {
       reachedCeiling = true;
       stallMark = passSizes.length - 1;
     }
-    st.stalled = reachedCeiling && isStalled(passSizes.slice(stallMark), policy.stallWindowIterations, policy.minProgress);
+    saturatedAtCeiling = est.saturated && (ceiling <= 0 || during >= ceiling) ? saturatedAtCeiling + 1 : 0;
+    st.stalled =
+      reachedCeiling &&
+      (saturatedAtCeiling >= 2 || isStalled(passSizes.slice(stallMark), policy.stallWindowIterations, policy.minProgress));
   }
 
   function checkEscalation(s: MigrationSample, out: Action[]): void {
@@ -258,6 +280,7 @@ export function createController(policy: Policy, ctx: ControllerContext): Contro
       st.downtimeMs = e.ms;
       changed.add('downtime');
       stallMark = passSizes.length - 1;
+      saturatedAtCeiling = 0;
       st.stalled = false;
       emit(out, { type: 'set-downtime', ms: e.ms, reason: e.reason });
     }

@@ -56,7 +56,9 @@ export function escalate(i: EscalateInput): Escalation | null {
     return { kind: 'postcopy', reason: 'stalled at the throttle ceiling; policy prefers post-copy' };
   }
   const higher = i.schedule.filter((s) => s > i.downtimeMs);
-  if (higher.length > 0) {
+  const fitsAny = higher.some((s) => s >= i.neededDowntimeMs);
+  // a downtime step that can't fit the pass only burns a stall window when post-copy is available
+  if (higher.length > 0 && (fitsAny || !i.postcopyPossible)) {
     // the first step that fits the smallest recent pass; if none fits, the largest (one step,
     // then post-copy or the timeout): smaller steps would only burn stall windows
     const fits = higher.find((s) => s >= i.neededDowntimeMs);
@@ -68,7 +70,10 @@ export function escalate(i: EscalateInput): Escalation | null {
     };
   }
   if (i.postcopyPossible) {
-    return { kind: 'postcopy', reason: 'stalled at the throttle ceiling and the largest allowed downtime; switching to post-copy' };
+    return {
+      kind: 'postcopy',
+      reason: `stalled at the throttle ceiling; ${higher.length > 0 ? `the smallest recent pass needs ~${Math.round(i.neededDowntimeMs)} ms, more than the ${i.schedule[i.schedule.length - 1] ?? i.downtimeMs} ms allowed` : 'downtime already at the policy maximum'}: switching to post-copy`,
+    };
   }
   return null; // nothing left but waiting for the timeout
 }

@@ -9,14 +9,20 @@ import { speedShare, throttleForShare } from './curve.js';
 export const ARM_THRESHOLD = 10;
 /** Trigger threshold that never fires: dirtied bytes cannot exceed the bytes sent in steady state. */
 export const HOLD_THRESHOLD = 100;
+/** Below this a throttle barely slows the guest (share(15) ~ 0.84): not worth it for a guest that
+ *  converges anyway. */
+export const MIN_USEFUL_THROTTLE = 15;
+/** Raises smaller than this are noise in the estimates. */
+export const MIN_RAISE = 2;
 
 /**
- * Per-pass shrink ratio (next pass / this pass) that reaches the final pass, which must fit in the
- * downtime limit, within `passes` passes; 1 when this pass already fits. Clamped to [0.1, 0.9].
+ * Per-pass shrink ratio (next pass / this pass) that reaches a pass fitting in the downtime limit
+ * within `passes` passes, clamped to [0.1, 0.9]; when this pass already fits, whatever keeps the
+ * next one fitting (>= 1).
  */
 export function targetRatio(passBytes: number, transferRate: number, downtimeMs: number, passes: number): number {
   const last = (transferRate * downtimeMs) / 1000;
-  if (passBytes <= last) return 1;
+  if (passBytes <= last) return passBytes > 0 ? last / passBytes : Infinity;
   return Math.min(0.9, Math.max(0.1, (last / passBytes) ** (1 / passes)));
 }
 
@@ -45,6 +51,9 @@ export function throttleNeeded(
     return { throttle: 0, wanted: 0, ratio, ratioAtCeiling };
   }
   const wanted = throttleForShare((ratio * transferRate) / dirtyRate);
+  if (wanted < MIN_USEFUL_THROTTLE && dirtyRate < 0.95 * transferRate) {
+    return { throttle: 0, wanted, ratio, ratioAtCeiling }; // converges on its own, a bit slower
+  }
   return { throttle: Math.min(wanted, ceiling), wanted, ratio, ratioAtCeiling };
 }
 
@@ -74,15 +83,15 @@ export function planThrottle(
   const want: QemuThrottle = { ...q };
   if (ceiling <= 0) {
     want.threshold = HOLD_THRESHOLD;
-  } else if (target > current) {
+  } else if (target > current && (current <= 0 || target - current >= MIN_RAISE || target >= ceiling)) {
     const t = Math.min(target, ceiling);
     if (current <= 0) want.initial = clampPct(t);
     else want.increment = clampPct(t - current);
     want.max = clampPct(t);
     want.threshold = Math.min(q.threshold, ARM_THRESHOLD);
   } else if (current > 0) {
-    want.max = clampPct(Math.min(Math.max(current, Math.min(q.max, ceiling)), ceiling));
-    if (want.max > current) want.max = clampPct(current);
+    // hold: stop QEMU's next trigger from climbing more than a notch
+    if (Math.min(current + q.increment, q.max) - current >= MIN_RAISE) want.max = clampPct(current);
   } else if (wouldTrigger) {
     want.threshold = HOLD_THRESHOLD; // converges on its own: keep QEMU's blind trigger off
   }

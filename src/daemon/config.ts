@@ -5,6 +5,7 @@ import { hostname } from 'node:os';
 import { parseArgs } from 'node:util';
 import { z } from 'zod';
 import { LOG_LEVELS, type LogLevel, type LogTarget } from '../common/logger.js';
+import { DEFAULT_POLICY, POLICY_NAMES, resolvePolicy } from '../controller/policy.js';
 
 export const DEFAULT_CONFIG_PATH = '/etc/vmigrate/vmigrated.json';
 export const DEFAULT_LISTEN = '127.0.0.1:4411';
@@ -86,8 +87,15 @@ const FIELDS: Record<Key, Field> = {
     expected: 'a host name or IP address, or null',
   },
   defaultPolicy: {
-    schema: z.union([z.string().min(1), z.record(z.string(), z.unknown())]),
-    expected: 'a policy name or a policy object',
+    // the controller's own validator, so a bad policy fails at start, not at the first migration
+    schema: z.union([z.string().min(1), z.record(z.string(), z.unknown())]).superRefine((v, ctx) => {
+      try {
+        resolvePolicy(v);
+      } catch (err) {
+        ctx.addIssue({ code: 'custom', message: (err as Error).message });
+      }
+    }),
+    expected: `a policy name (${POLICY_NAMES.join(', ')}) or a policy object`,
   },
 };
 
@@ -106,7 +114,7 @@ function defaults(): Record<Key, unknown> {
     maxIncoming: 2,
     maxOutgoing: 2,
     migrationAddress: null,
-    defaultPolicy: 'adaptive',
+    defaultPolicy: DEFAULT_POLICY,
   };
 }
 
@@ -195,8 +203,10 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Dae
   for (const key of KEYS) {
     const parsed = FIELDS[key].schema.safeParse(raw[key]);
     if (!parsed.success) {
+      const custom = parsed.error.issues.find((i) => i.code === 'custom');
       throw new ConfigError(
-        `config key "${key}": expected ${FIELDS[key].expected}, got ${JSON.stringify(raw[key])} (from ${source[key]})`,
+        `config key "${key}": expected ${FIELDS[key].expected}, got ${JSON.stringify(raw[key])} (from ${source[key]})` +
+          (custom ? `: ${custom.message}` : ''),
       );
     }
     out[key] = parsed.data;

@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { LabError } from './errors.js';
@@ -56,7 +57,9 @@ export async function defineGuest(opts: DefineGuestOptions): Promise<GuestInfo> 
   if (ramMiB > 3072) throw new LabError('ram above 3072 MiB is unreachable for the 32-bit guest (PCI hole)');
   if (vcpus < 1) throw new LabError('vcpus must be >= 1');
 
-  const uri = opts.libvirtUri ?? hostPlan(dir, host, portBase()).libvirtUri;
+  const plan = hostPlan(dir, host, portBase());
+  if (!opts.libvirtUri && !existsSync(plan.socket)) throw new LabError(`lab host ${host} is not up in ${dir} (run \`vmigrate lab up\`)`);
+  const uri = opts.libvirtUri ?? plan.libvirtUri;
   const kernel = await ensureGuestKernel({ dir });
   const serialLog = join(guestDir(dir), `${opts.name}.serial.log`);
   const xml = guestXml({ name: opts.name, ramMiB, vcpus, wsMiB, rateMiB, reportMs: opts.reportMs, kernel, serialPath: serialLog });

@@ -94,12 +94,10 @@ export interface StopHostOptions {
   name: string;
   hostDir: string;
   libvirtUri: string;
-  libvirtdPid?: number | undefined;
   mntNs?: string | undefined;
 }
 
-/** Destroys domains, TERMs libvirtd (the recorded pid, or any libvirtd whose command line
- * names this host's dir), then kills anything left in its mount namespace (QEMU shares it:
+/** Destroys domains, TERMs this host's libvirtd (found by its command line), then kills anything left in its mount namespace (QEMU shares it:
  * qemu.conf namespaces = [ ]). Returns pids that survived. */
 export async function stopHost(o: StopHostOptions): Promise<number[]> {
   const marker = o.hostDir + '/';
@@ -108,8 +106,14 @@ export async function stopHost(o: StopHostOptions): Promise<number[]> {
     await Promise.all(doms.map((d) => virshRaw(o.libvirtUri, ['destroy', d], 15_000)));
   }
   const procs = await listProcs();
-  const daemons = procs.filter((p) => p.exe === 'libvirtd' && (p.pid === o.libvirtdPid || p.cmdline.some((a) => a.startsWith(marker))));
-  const namespaces = new Set([o.mntNs, ...daemons.map((d) => d.mntNs)].filter((n): n is string => !!n));
+  // The command line names this host's dir (--config <hostDir>/etc/...): safe against pid reuse.
+  const daemons = procs.filter((p) => p.exe === 'libvirtd' && p.cmdline.some((a) => a.startsWith(marker)));
+  const namespaces = new Set(daemons.map((d) => d.mntNs).filter(Boolean));
+  // The recorded namespace (libvirtd already dead, QEMU orphaned) counts only if no foreign
+  // libvirtd lives in it: a freed namespace inode can be reused.
+  if (o.mntNs && !procs.some((p) => p.mntNs === o.mntNs && p.exe === 'libvirtd' && !p.cmdline.some((a) => a.startsWith(marker)))) {
+    namespaces.add(o.mntNs);
+  }
   const hostNs = await procInfo(process.pid).then((i) => i?.mntNs);
   if (hostNs) namespaces.delete(hostNs); // never the root namespace
   await terminate(daemons.map((d) => d.pid), 4_000);

@@ -120,8 +120,9 @@ export async function labUp(opts: LabUpOptions = {}): Promise<LabInfo> {
         }
         return info(existing, true);
       }
-      await teardown(dir, existing); // partial or crashed lab: start clean
     }
+    // Partial/crashed lab, or a lost lab.json: stop whatever of this lab still runs, start clean.
+    await teardown(dir, existing);
 
     const plans = HOST_NAMES.map((n) => hostPlan(dir, n, base));
     const state: LabState = { version: 1, dir, createdAt: new Date().toISOString(), portBase: base, agents, hosts: plans.map(record) };
@@ -159,7 +160,7 @@ async function teardown(dir: string, s: LabState | undefined): Promise<number[]>
   for (const h of records) survivors.push(...(await stopAgent(h.name, h.libvirtUri, h.agentPid)));
   const stopped = await Promise.all(
     records.map((h) =>
-      stopHost({ name: h.name, hostDir: hostPlan(dir, h.name, base).dir, libvirtUri: h.libvirtUri, libvirtdPid: h.libvirtdPid, mntNs: h.mntNs }),
+      stopHost({ name: h.name, hostDir: hostPlan(dir, h.name, base).dir, libvirtUri: h.libvirtUri, mntNs: h.mntNs }),
     ),
   );
   survivors.push(...stopped.flat());

@@ -18,8 +18,9 @@ export async function libvirtAnswers(uri: string, timeoutMs = 5_000): Promise<bo
   return (await virshRaw(uri, ['version'], timeoutMs)).code === 0;
 }
 
+/** Domain names; `all` includes inactive (defined, shut off) ones, otherwise active ones only. */
 export async function listDomains(uri: string, all = true): Promise<string[]> {
-  const out = await virsh(uri, ['list', all ? '--all' : '--state-running', '--name']);
+  const out = await virsh(uri, all ? ['list', '--all', '--name'] : ['list', '--name']);
   return out.split('\n').map((s) => s.trim()).filter(Boolean);
 }
 

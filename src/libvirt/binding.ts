@@ -5,7 +5,7 @@ import { createRequire } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-import { LibvirtError, QemuMonitorError, fromNative } from './errors.js';
+import { QemuMonitorError, fromNative } from './errors.js';
 import type {
   Connection,
   Domain,
@@ -137,7 +137,8 @@ function invokeAll<A>(listeners: Iterable<(arg: A) => void>, arg: A): void {
   }
 }
 
-function checkQmpReply(command: string, reply: string): void {
+/** Throws QemuMonitorError when a QMP reply carries a top-level "error" (exported for tests). */
+export function checkQmpReply(command: string, reply: string): void {
   let parsed: unknown;
   try {
     parsed = JSON.parse(reply);
@@ -311,5 +312,3 @@ export async function openConnection(uri: string): Promise<Connection> {
   const native = await call(() => loadAddon().open(uri, notifier.fire));
   return new ConnectionImpl(uri, native, notifier);
 }
-
-

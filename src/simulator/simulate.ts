@@ -111,7 +111,8 @@ export function simulate(scn: Scenario, opts: SimOptions): SimResult {
   }
 
   type Phase = 'precopy' | 'postcopy' | 'done' | 'aborted';
-  let phase = 'precopy' as Phase; // widened: closures change it
+  let phase = 'precopy' as Phase;
+  const phaseNow = (): Phase => phase; // closures change it; defeat narrowing
   let t = 0;
   let iteration = 1;
   let zeroLeft = zeroBytes;
@@ -292,7 +293,7 @@ export function simulate(scn: Scenario, opts: SimOptions): SimResult {
           apply(a);
         }
       }
-      if (phase === 'aborted') break;
+      if (phaseNow() === 'aborted') break;
     }
     advance(Math.min(step, nextSample - t));
     rateWindow.push({ t, x: transferred });
@@ -315,7 +316,7 @@ export function simulate(scn: Scenario, opts: SimOptions): SimResult {
     throttleSeconds: throttleSec,
     guestWorkShare: end > 0 ? work / end : 1,
     guestWorkLostSec: end - work,
-    downtimeMs: phase === 'done' ? downtimeTotal : null,
+    downtimeMs: phase === 'done' && downtimeTotal !== null ? Math.round(downtimeTotal) : null,
     sentMiB: transferred / MiB,
     actions,
     finishActions: controller ? controller.finish() : [],

@@ -23,7 +23,7 @@ import {
 import { daemonMain } from '../../src/lab/paths.js';
 
 const isRoot = process.getuid?.() === 0;
-const dir = process.env.VMIGRATE_LAB_E2E_DIR ?? `/tmp/vmigrate-lab-e2e-${process.pid}`;
+const dir = process.env.VMIGRATE_LAB_E2E_DIR ?? '/tmp/vmigrate-lab-e2e';
 const portBase = Number(process.env.VMIGRATE_LAB_E2E_PORT_BASE ?? 27300);
 const agents = existsSync(daemonMain()) && process.env.VMIGRATE_LAB_E2E_AGENTS !== '0';
 
@@ -69,7 +69,7 @@ describe('lab (two libvirt hosts on one machine)', { skip: isRoot ? false : 'nee
   before(async () => {
     const t0 = Date.now();
     lab = await labUp({ dir, portBase, agents });
-    console.log(`# lab up (agents: ${agents}) in ${Date.now() - t0} ms`);
+    console.log(`lab up (agents: ${agents}) in ${Date.now() - t0} ms`);
     for (const h of lab.hosts) {
       if (h.libvirtdPid) namespaces.add(await readlink(`/proc/${h.libvirtdPid}/ns/mnt`));
     }
@@ -97,33 +97,33 @@ describe('lab (two libvirt hosts on one machine)', { skip: isRoot ? false : 'nee
     assert.equal(st.up, true);
   });
 
-  it('boots the dirtying guest; progress grows and the rate ceiling holds', async () => {
+  it('boots the dirtying guest; progress grows and the rate ceiling holds', async (t) => {
     const rate = 100;
     const t0 = Date.now();
     await defineGuest({ dir, host: 'a', name: 'rate', ramMiB: 384, wsMiB: 128, rateMiB: rate, libvirtUri: uri('a') });
     await waitUntil('guest progress', 30_000, async () => ((await readGuestProgress(uri('a'), 'rate')) > 0n ? true : undefined));
-    console.log(`# guest boot to first progress: ${Date.now() - t0} ms`);
+    t.diagnostic(`guest boot to first progress: ${Date.now() - t0} ms`);
     const s = await readGuestStatus(uri('a'), 'rate');
     assert.equal(s.wsPages, 128 * 256);
     assert.equal(s.rateMiB, rate);
     assert.ok(s.tscKhz > 100_000, `calibrated TSC ${s.tscKhz} kHz`);
     await sleep(2_000); // past the first pass (host first-touch of guest RAM is slow)
     const measured = await measureGuestRate(uri('a'), 'rate', 4_000);
-    console.log(`# measured dirty rate ${measured.toFixed(1)} MiB/s, ceiling ${rate} MiB/s`);
+    t.diagnostic(`measured dirty rate ${measured.toFixed(1)} MiB/s, ceiling ${rate} MiB/s`);
     // Ceiling: never much above. Floor: generous, the machine is shared and TCG is slow.
     assert.ok(measured <= rate * 1.15, `rate ${measured} above ceiling ${rate}`);
     assert.ok(measured >= rate * 0.1, `rate ${measured} far below ceiling ${rate}`);
     await destroyGuest(uri('a'), 'rate');
   });
 
-  it('live-migrates a light guest a -> b with virsh --p2p; the counter continues on b', async () => {
+  it('live-migrates a light guest a -> b with virsh --p2p; the counter continues on b', async (t) => {
     await defineGuest({ dir, host: 'a', name: 'mig', ramMiB: 256, wsMiB: 16, rateMiB: 10, libvirtUri: uri('a') });
     await waitUntil('guest progress', 30_000, async () => ((await readGuestProgress(uri('a'), 'mig')) > 0n ? true : undefined));
     await sleep(1_000);
     const before = await readGuestProgress(uri('a'), 'mig');
     const t0 = Date.now();
     await virsh(uri('a'), ['migrate', '--live', '--p2p', 'mig', uri('b')], 120_000);
-    console.log(`# virsh migrate --live --p2p (256 MiB guest): ${Date.now() - t0} ms`);
+    t.diagnostic(`virsh migrate --live --p2p (256 MiB guest): ${Date.now() - t0} ms`);
     assert.deepEqual(await listDomains(uri('a')), []);
     assert.equal((await virsh(uri('b'), ['domstate', 'mig'])).trim(), 'running');
     const p1 = await readGuestProgress(uri('b'), 'mig');

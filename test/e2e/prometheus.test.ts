@@ -2,6 +2,7 @@
 // go stale when the migration ends.
 import assert from 'node:assert/strict';
 import { EventEmitter } from 'node:events';
+import { readFileSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 import { createMetrics, type MetricsServer } from '../../src/daemon/metrics.js';
 import type { ActionRecord, MigrationEventMap, MigrationStatus } from '../../src/migration/status.js';
@@ -63,5 +64,23 @@ describe('metrics scraped by a real Prometheus', { skip }, () => {
     await prom.waitFor('vmigrate_migration_duration_seconds_count{outcome="completed"}', one(1));
     const reasons = await prom.query('vmigrate_migrations_failed_total');
     assert.ok(reasons.length > 0 && reasons.every((s) => s.value === 0));
+  });
+
+  it('answers every query of docs/grafana-dashboard.json, naming only exported metrics', async () => {
+    const dashboard = readFileSync(new URL('../../../docs/grafana-dashboard.json', import.meta.url), 'utf8');
+    const exprs = [...dashboard.matchAll(/"expr": "((?:[^"\\]|\\.)*)"/g)].map((m) => JSON.parse(`"${m[1]}"`) as string);
+    assert.ok(exprs.length >= 15);
+    const exported = new Set(metrics.registry.getMetricsAsArray().map((m) => m.name));
+    for (const expr of exprs) {
+      for (const [name] of expr.matchAll(/vmigrate_[a-z0-9_]+/g)) {
+        const base = name.replace(/_(bucket|sum|count)$/, '');
+        assert.ok(exported.has(name) || exported.has(base), `${name} in dashboard is not exported`);
+      }
+      const concrete = expr
+        .replaceAll('$__rate_interval', '1m')
+        .replaceAll('$__range', '5m')
+        .replace(/\$(job|instance|vm)\b/g, '.*');
+      await prom.query(concrete); // throws on a PromQL error
+    }
   });
 });
