@@ -15,7 +15,7 @@ export const DestinationSchema = z.union([
     /** QEMU migration stream URI, e.g. tcp://10.0.0.2 */
     migrationUri: z.string().min(1).optional(),
   }),
-]);
+], { error: 'must be the destination agent\'s ws:// URL, or an object {agent?, libvirtUri, migrationUri?}' });
 
 export const MigrateParamsSchema = z.strictObject({
   vmId,

@@ -116,7 +116,11 @@ export interface JournalDestinationOptions {
   fallback: LineDestination;
 }
 
-/** pino destination that files each line natively with journald; falls back per line, never drops. */
+/**
+ * pino destination that files each line natively with journald; falls back per line, never drops.
+ * Fallback cases: journald down or busy (EAGAIN), or an entry over the socket's send buffer (~200 KiB:
+ * systemd passes those as a memfd, which the datagram addon cannot).
+ */
 export function createJournalDestination(opts: JournalDestinationOptions): LineDestination {
   const path = opts.socketPath ?? JOURNAL_SOCKET;
   const identifier = opts.identifier ?? 'vmigrated';

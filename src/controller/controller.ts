@@ -3,6 +3,7 @@
  *
  *   const c = createController(policy, { guestRamBytes, postcopyEnabled, bandwidthMiBps?, original? });
  *   for each job-statistics sample: actions = c.observe(sample)   // apply them in order
+ *   if the runner could not apply one:   c.rejected(action)         // rolls back its beliefs
  *   when the migration ended (any way):  actions = c.finish()      // restores what it changed
  *   c.state()                                                     // read-only status/debug view
  *
@@ -25,6 +26,8 @@ const MiB = 1024 * 1024;
 /** libvirt's "unlimited" migration bandwidth, MiB/s */
 export const UNLIMITED_BANDWIDTH_MIBPS = 8796093022207;
 const JOB_COMPLETED = 3;
+const JOB_FAILED = 4;
+const JOB_CANCELLED = 5;
 const RATE_WINDOW = 8;
 const HISTORY = 32;
 const TRANSFER_STALL_MS = 10_000;
@@ -66,6 +69,7 @@ export type Phase =
   | 'throttling'
   | 'escalating'
   | 'postcopy'
+  /** aborted by us, or the job failed / was cancelled */
   | 'aborted'
   | 'completed';
 
@@ -98,6 +102,8 @@ export interface ControllerState {
 
 export interface Controller {
   observe(sample: MigrationSample): Action[];
+  /** The runner failed to apply `action` (one this controller returned): forget its effect. */
+  rejected(action: Action): void;
   finish(): Action[];
   state(): Readonly<ControllerState>;
 }
@@ -114,7 +120,10 @@ export function createController(policy: Policy, ctx: ControllerContext): Contro
     max: orig.maxThrottle,
     threshold: orig.triggerThreshold,
   };
-  const changed = new Set<keyof ThrottleParams | 'downtime' | 'bandwidth'>();
+  type Changed = keyof ThrottleParams | 'downtime' | 'bandwidth';
+  const changed = new Set<Changed>();
+  const undo = new WeakMap<Action, () => void>();
+  let postcopyRefused = false;
   const history: MigrationSample[] = [];
   const rates: number[] = [];
   const passSizes: number[] = [];
@@ -144,7 +153,17 @@ export function createController(policy: Policy, ctx: ControllerContext): Contro
     lastReason: '',
   };
 
-  const emit = (out: Action[], a: Action): void => {
+  /** Record an action and how to forget it if the runner can't apply it. */
+  const emit = (out: Action[], a: Action, keys: Changed[] = []): void => {
+    const before = { q: { ...q }, changed: new Set(changed), downtimeMs: st.downtimeMs, phase: st.phase };
+    for (const k of keys) changed.add(k);
+    undo.set(a, () => {
+      Object.assign(q, before.q);
+      for (const k of keys) if (!before.changed.has(k)) changed.delete(k);
+      st.downtimeMs = before.downtimeMs;
+      if (a.type === 'postcopy') postcopyRefused = true;
+      if (a.type === 'postcopy' || a.type === 'abort') st.phase = before.phase;
+    });
     out.push(a);
     st.lastReason = a.reason;
   };
@@ -152,12 +171,12 @@ export function createController(policy: Policy, ctx: ControllerContext): Contro
   function setThrottle(out: Action[], params: ThrottleParams, reason: string): void {
     const keys = Object.keys(params) as (keyof ThrottleParams)[];
     if (keys.length === 0) return;
+    const a: Action = { type: 'set-throttle', params, reason };
+    emit(out, a, keys);
     if (params['cpu-throttle-initial'] !== undefined) q.initial = params['cpu-throttle-initial'];
     if (params['cpu-throttle-increment'] !== undefined) q.increment = params['cpu-throttle-increment'];
     if (params['max-cpu-throttle'] !== undefined) q.max = params['max-cpu-throttle'];
     if (params['throttle-trigger-threshold'] !== undefined) q.threshold = params['throttle-trigger-threshold'];
-    for (const k of keys) changed.add(k);
-    emit(out, { type: 'set-throttle', params, reason });
   }
 
   function start(out: Action[]): void {
@@ -170,13 +189,11 @@ export function createController(policy: Policy, ctx: ControllerContext): Contro
     }
     setThrottle(out, guard, ceiling <= 0 ? 'policy forbids throttling: keeping auto-converge from triggering' : `policy ceiling: throttle at most ${ceiling} %`);
     if (policy.downtimeMs !== orig.downtimeMs) {
+      emit(out, { type: 'set-downtime', ms: policy.downtimeMs, reason: `policy ${policy.name}: downtime limit ${policy.downtimeMs} ms` }, ['downtime']);
       st.downtimeMs = policy.downtimeMs;
-      changed.add('downtime');
-      emit(out, { type: 'set-downtime', ms: policy.downtimeMs, reason: `policy ${policy.name}: downtime limit ${policy.downtimeMs} ms` });
     }
     if (policy.bandwidthMiBps !== undefined && policy.bandwidthMiBps !== orig.bandwidthMiBps) {
-      changed.add('bandwidth');
-      emit(out, { type: 'set-bandwidth', mibPerSec: policy.bandwidthMiBps, reason: `policy ${policy.name}: bandwidth cap ${policy.bandwidthMiBps} MiB/s` });
+      emit(out, { type: 'set-bandwidth', mibPerSec: policy.bandwidthMiBps, reason: `policy ${policy.name}: bandwidth cap ${policy.bandwidthMiBps} MiB/s` }, ['bandwidth']);
     }
   }
 
@@ -260,7 +277,7 @@ export function createController(policy: Policy, ctx: ControllerContext): Contro
       elapsedMs: s.t,
       timeoutMs: st.timeoutMs,
       postcopyActive: st.phase === 'postcopy',
-      postcopyPossible: policy.allowPostcopy && ctx.postcopyEnabled,
+      postcopyPossible: policy.allowPostcopy && ctx.postcopyEnabled && !postcopyRefused,
       preferPostcopy: policy.preferPostcopy,
       stalled: st.stalled,
       throttleExhausted: reachedCeiling,
@@ -270,19 +287,18 @@ export function createController(policy: Policy, ctx: ControllerContext): Contro
     });
     if (!e) return;
     if (e.kind === 'abort') {
-      st.phase = 'aborted';
       emit(out, { type: 'abort', reason: e.reason });
+      st.phase = 'aborted';
     } else if (e.kind === 'postcopy') {
-      st.phase = 'postcopy';
       emit(out, { type: 'postcopy', reason: e.reason });
+      st.phase = 'postcopy';
     } else {
+      emit(out, { type: 'set-downtime', ms: e.ms, reason: e.reason }, ['downtime']);
       st.phase = 'escalating';
       st.downtimeMs = e.ms;
-      changed.add('downtime');
       stallMark = passSizes.length - 1;
       saturatedAtCeiling = 0;
       st.stalled = false;
-      emit(out, { type: 'set-downtime', ms: e.ms, reason: e.reason });
     }
   }
 
@@ -296,6 +312,10 @@ export function createController(policy: Policy, ctx: ControllerContext): Contro
       if (!prev) start(out);
       if (s.jobType === JOB_COMPLETED) {
         st.phase = 'completed';
+        return out;
+      }
+      if (s.jobType === JOB_FAILED || s.jobType === JOB_CANCELLED) {
+        st.phase = 'aborted';
         return out;
       }
       if (s.postcopyRequests > 0) st.phase = 'postcopy';
@@ -313,6 +333,11 @@ export function createController(policy: Policy, ctx: ControllerContext): Contro
       checkEscalation(s, out);
       prev = s;
       return out;
+    },
+
+    rejected(action: Action): void {
+      undo.get(action)?.();
+      undo.delete(action);
     },
 
     finish(): Action[] {

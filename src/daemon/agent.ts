@@ -32,6 +32,7 @@ export async function startAgent(opts: AgentOptions): Promise<Agent> {
   const manager = new MigrationManager(opts.maxOutgoing);
   const onEvent = (ev: DomainEvent): void => {
     if (ev.kind === 'migration-iteration') manager.onIteration(ev.domainUuid);
+    else if (ev.kind === 'job-completed') manager.onJobCompleted(ev.domainUuid, ev.stats);
   };
   const libvirt = new LibvirtLink(opts.settings.libvirtUri, opts.logger, onEvent);
   const context: AgentContext = {

@@ -15,7 +15,8 @@ export function notify(state: string, env: NotifyEnv = process.env): boolean {
   if (!socket) return false;
   if (!socket.startsWith('@')) return sendDatagram(socket, Buffer.from(state)) === null;
   try {
-    execFileSync('systemd-notify', state.split('\n').filter(Boolean), {
+    // --no-block: skip the BARRIER=1 round trip, which would stall the event loop
+    execFileSync('systemd-notify', ['--no-block', ...state.split('\n').filter(Boolean)], {
       env: { ...process.env, NOTIFY_SOCKET: socket },
       stdio: 'ignore',
       timeout: 2000,

@@ -2,6 +2,7 @@
 // statuses kept after the end, and one event stream (state, progress, action) for all of them.
 import { EventEmitter } from 'node:events';
 import { AgentError } from '../api/errors.js';
+import type { JobStats } from '../libvirt/types.js';
 import { Migration, type MigrationPlan } from './migration.js';
 import type { MigrationEventMap, MigrationStatus } from './status.js';
 
@@ -61,6 +62,11 @@ export class MigrationManager extends EventEmitter<MigrationEventMap> {
 
   onIteration(vmUuid: string): void {
     this.byVm.get(vmUuid)?.poke();
+  }
+
+  onJobCompleted(vmUuid: string, stats: JobStats): void {
+    const m = this.byVm.get(vmUuid);
+    if (m?.active) m.onJobCompleted(stats);
   }
 
   list(): MigrationStatus[] {

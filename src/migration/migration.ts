@@ -4,7 +4,7 @@ import { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
 import type { Action } from '../controller/types.js';
 import { AgentError, type ErrorName, ErrorCodes } from '../api/errors.js';
-import type { Domain, MigrateParams as LibvirtMigrateParams } from '../libvirt/types.js';
+import type { Domain, JobStats, MigrateParams as LibvirtMigrateParams } from '../libvirt/types.js';
 import { JobType } from '../libvirt/types.js';
 import type { ControllerPort } from './controller-port.js';
 import { applyAction } from './effects.js';
@@ -43,6 +43,9 @@ export class Migration extends EventEmitter<MigrationEventMap> {
   private policyAbort: string | null = null;
   private actionChain: Promise<void> = Promise.resolve();
   private resolveDone!: (s: MigrationStatus) => void;
+  /** libvirt's job-completed event; may arrive just before or just after the migrate call returns */
+  private completedStats: JobStats | null = null;
+  private completedWaiter: (() => void) | null = null;
 
   constructor(plan: MigrationPlan) {
     super();
@@ -97,6 +100,22 @@ export class Migration extends EventEmitter<MigrationEventMap> {
         (err: unknown) => this.finishWithError(err),
       )
       .catch((err: unknown) => this.log.error({ event: 'migration.internal_error', err: String(err) }, 'internal error'));
+  }
+
+  onJobCompleted(stats: JobStats): void {
+    this.completedStats = stats;
+    this.completedWaiter?.();
+  }
+
+  private waitCompletedEvent(ms: number): Promise<JobStats | null> {
+    if (this.completedStats) return Promise.resolve(this.completedStats);
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => resolve(this.completedStats), ms);
+      this.completedWaiter = () => {
+        clearTimeout(timer);
+        resolve(this.completedStats);
+      };
+    });
   }
 
   /** Take a sample now (libvirt announced an iteration boundary). */
@@ -215,7 +234,7 @@ export class Migration extends EventEmitter<MigrationEventMap> {
 
   private async readCompletedStats(): Promise<void> {
     try {
-      const stats = await this.plan.domain.getJobStats(COMPLETED_STATS);
+      const stats = (await this.waitCompletedEvent(2000)) ?? (await this.plan.domain.getJobStats(COMPLETED_STATS));
       const sample = sampleFromJobStats(stats, Date.now() - this.startedMs);
       this.status.downtimeMs = sample.downtimeMs ?? null;
       if (sample.dataTotal > 0) this.status.dataTotal = sample.dataTotal;

@@ -1,4 +1,5 @@
 export * from './scenario.js';
+export * from './engine.js';
 export * from './simulate.js';
 export * from './compare.js';
 export { evaluateTrigger, type ThrottleKnobs, type TriggerState } from './qemu-throttle.js';

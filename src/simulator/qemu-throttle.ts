@@ -39,8 +39,8 @@ function throttleDown(now: number, k: ThrottleKnobs, dirty: number, threshold: n
   let inc = k.increment;
   if (k.tailslow) {
     const cpuNow = 100 - now;
-    const cpuIdeal = cpuNow * (threshold / dirty);
-    inc = Math.min(Math.floor(cpuNow - cpuIdeal), k.increment);
+    const cpuIdeal = Math.floor(cpuNow * (threshold / dirty)); // uint64 in QEMU
+    inc = Math.min(cpuNow - cpuIdeal, k.increment);
   }
   return clamp(Math.min(now + inc, k.max));
 }

@@ -1,4 +1,5 @@
 // Guest/link scenarios for the simulator. `heavy-lab` is the lab's measured case (lab-notes.md).
+import { speedShare } from '../controller/curve.js';
 
 export interface Scenario {
   name: string;
@@ -16,6 +17,14 @@ export interface Scenario {
   zeroScanMiBps?: number;
   /** migration started with post-copy enabled (default true) */
   postcopyEnabled?: boolean;
+}
+
+/** The lab's heavy guest ran at 16-19 % of its speed at 90 % throttle (the progress curve says 11 %),
+ *  which is why stock auto-converge went on to 99 % there. Pass as `shareAt` to reproduce that run. */
+export function labHeavyGuestShare(p: number): number {
+  if (p <= 80) return speedShare(p);
+  if (p <= 90) return 0.25 + ((0.175 - 0.25) * (p - 80)) / 10;
+  return 0.175 + ((0.005 - 0.175) * (Math.min(p, 99) - 90)) / 9;
 }
 
 export const HEAVY_LAB: Scenario = {

@@ -1,327 +1,58 @@
-/**
- * Pre-copy live-migration simulator (pure, deterministic, simulated time only).
- *
- * Model: pass 1 sends all RAM (zero pages first, scanned fast and nearly free); every later pass
- * sends the pages dirtied during the previous one (capped by the working set). A bitmap sync ends
- * each pass: QEMU's dirty-rate statistic and auto-converge trigger are evaluated when the sync
- * period exceeds 1 s (qemu-throttle.ts), then the migration completes if the new pass fits in the
- * downtime limit at the payload rate. The guest dirties at dirtyMiBps x speedShare(throttle)
- * (the lab's measured curve). Post-copy moves the guest to the destination and completes once
- * the remaining pages are pulled. Abort stops the migration; the guest stays on the source.
- * Samples are emitted every samplePeriodMs; in 'controller' mode they drive createController and its
- * actions are applied at once, as the runner applies them to QEMU.
- */
-import type { MigrationSample } from '../migration/sample.js';
+// One simulated migration, driven like the daemon drives QEMU: every sample goes to the controller
+// (controller mode), its actions go back to the engine, refusals are reported to the controller.
 import type { Action } from '../controller/types.js';
-import { speedShare } from '../controller/curve.js';
-import { createController, type Controller } from '../controller/controller.js';
+import { createController } from '../controller/controller.js';
 import { resolvePolicy, type Policy } from '../controller/policy.js';
-import { evaluateTrigger, type ThrottleKnobs, type TriggerState } from './qemu-throttle.js';
+import { createSimulation, type EngineOptions, type EngineResult } from './engine.js';
 import type { Scenario } from './scenario.js';
 
 const MiB = 1024 * 1024;
-const PAGE = 4096;
-/** bytes on the wire per zero page (header only) */
-const ZERO_PAGE_WIRE = 9;
-const JOB_RUNNING = 2;
-const JOB_COMPLETED = 3;
 
 /** none: no auto-converge; stock: QEMU auto-converge untouched; controller: steered by the policy */
 export type SimMode = 'none' | 'stock' | 'controller';
 
-export interface SimOptions {
+export interface SimOptions extends Omit<EngineOptions, 'autoConverge'> {
   mode: SimMode;
   /** controller mode; default: the default policy */
   policy?: Policy;
-  samplePeriodMs?: number;
-  /** integration step, ms (passes ending mid-step are handled exactly) */
-  stepMs?: number;
-  timeLimitSec?: number;
-  /** QEMU throttle parameters at the start (default QEMU's: 20/10/99, no tailslow, threshold 50) */
-  knobs?: Partial<ThrottleKnobs>;
-  /** downtime limit at the start, ms (default 300) */
-  downtimeMs?: number;
-  /** guest speed share while post-copy pulls pages (default 0.5) */
-  postcopyGuestShare?: number;
-  /** fixed part of any pause (device state), ms (default 30) */
-  deviceStateMs?: number;
 }
 
-export interface TimelinePoint {
-  t: number;
-  iteration: number;
-  remainingMiB: number;
-  throttle: number;
-  dirtyMiBps: number;
-  transferMiBps: number;
-}
-
-export interface SimResult {
-  scenario: string;
+export interface SimResult extends EngineResult {
   mode: SimMode;
   policy: string | null;
-  completed: boolean;
-  aborted: boolean;
-  postcopy: boolean;
-  /** completion/abort time, or the time limit */
-  timeSec: number;
-  iterations: number;
-  peakThrottle: number;
-  /** integral of throttle % over time / 100 */
-  throttleSeconds: number;
-  /** guest progress over the run relative to running unthrottled */
-  guestWorkShare: number;
-  /** seconds of guest progress lost (timeSec - work) */
-  guestWorkLostSec: number;
-  downtimeMs: number | null;
-  sentMiB: number;
+  /** actions the controller took, t in s */
   actions: { t: number; action: Action }[];
+  /** what controller.finish() returned at the end */
   finishActions: Action[];
-  /** actions the simulated QEMU refused (e.g. post-copy not enabled) */
+  /** actions the simulated QEMU refused */
   rejected: { t: number; action: Action }[];
-  timeline: TimelinePoint[];
-  samples: MigrationSample[];
 }
 
 export function simulate(scn: Scenario, opts: SimOptions): SimResult {
-  const samplePeriod = (opts.samplePeriodMs ?? 1000) / 1000;
-  const step = (opts.stepMs ?? 50) / 1000;
-  const limit = opts.timeLimitSec ?? 300;
-  const pcShare = opts.postcopyGuestShare ?? 0.5;
-  const deviceSec = (opts.deviceStateMs ?? 30) / 1000;
-  const postcopyEnabled = scn.postcopyEnabled ?? true;
-  const autoConverge = opts.mode !== 'none';
-  const ram = scn.ramMiB * MiB;
-  const ws = scn.workingSetMiB * MiB;
-  const rate = scn.dirtyMiBps * MiB;
-  const zeroScan = (scn.zeroScanMiBps ?? 1024) * MiB;
-  const zeroBytes = Math.max(0, scn.zeroMiB ?? scn.ramMiB - scn.workingSetMiB - 32) * MiB;
-
-  const knobs: ThrottleKnobs = { initial: 20, increment: 10, max: 99, tailslow: false, threshold: 50, ...opts.knobs };
-  let downtimeMs = opts.downtimeMs ?? 300;
-  let maxBandwidth = Infinity; // libvirt default: unlimited
-  const bw = (): number => Math.min(scn.bandwidthMiBps, maxBandwidth) * MiB;
-
-  let policyName: string | null = null;
-  let controller: Controller | undefined;
-  if (opts.mode === 'controller') {
-    const policy = opts.policy ?? resolvePolicy(undefined);
-    policyName = policy.name;
-    controller = createController(policy, { guestRamBytes: ram, postcopyEnabled, bandwidthMiBps: scn.bandwidthMiBps });
-  }
-
-  type Phase = 'precopy' | 'postcopy' | 'done' | 'aborted';
-  let phase = 'precopy' as Phase;
-  const phaseNow = (): Phase => phase; // closures change it; defeat narrowing
-  let t = 0;
-  let iteration = 1;
-  let zeroLeft = zeroBytes;
-  let normalLeft = ram - zeroBytes;
-  let dirty = 0; // unique bytes dirtied since the last sync
-  let transferred = 0;
-  let zeroPages = 0;
-  let normalPages = 0;
-  let period = { start: 0, dirty: 0, xfer0: 0 };
-  let trig: TriggerState = { highCount: 0, throttle: 0 };
-  let dirtyRateStat = 0;
-  let work = 0;
-  let throttleSec = 0;
-  let peak = 0;
-  let downtimeTotal: number | null = null;
-  let postcopyLeft = 0;
-  let postcopyRequests = 0;
-  let everPostcopy = false;
-  const rateWindow: { t: number; x: number }[] = [{ t: 0, x: 0 }];
-  const actions: { t: number; action: Action }[] = [];
-  const rejected: { t: number; action: Action }[] = [];
-  const timeline: TimelinePoint[] = [];
-  const samples: MigrationSample[] = [];
-
-  function run(tau: number): void {
-    const share = phase === 'precopy' ? speedShare(trig.throttle) : pcShare;
-    work += share * tau;
-    if (phase === 'precopy') {
-      throttleSec += (trig.throttle / 100) * tau;
-      dirty = Math.min(ws, dirty + rate * share * tau);
-    }
-    t += tau;
-  }
-
-  function pause(sec: number): void {
-    t += sec; // guest stopped: no work, no dirtying
-  }
-
-  function sync(): void {
-    const newDirty = dirty;
-    dirty = 0;
-    iteration++;
-    period.dirty += newDirty;
-    if (t - period.start > 1) {
-      const xfer = transferred - period.xfer0;
-      dirtyRateStat = period.dirty / (t - period.start);
-      if (autoConverge) trig = evaluateTrigger(trig, knobs, period.dirty, xfer);
-      peak = Math.max(peak, trig.throttle);
-      period = { start: t, dirty: 0, xfer0: transferred };
-    }
-    const b = bw();
-    if (newDirty <= (b * downtimeMs) / 1000) {
-      const sec = newDirty / b + deviceSec;
-      transferred += newDirty;
-      pause(sec);
-      downtimeTotal = sec * 1000;
-      phase = 'done';
-    } else {
-      normalLeft = newDirty;
-    }
-  }
-
-  function advance(dt: number): void {
-    let budget = dt;
-    let guard = 0;
-    while (budget > 1e-9 && (phase === 'precopy' || phase === 'postcopy') && guard++ < 10_000) {
-      const b = bw();
-      if (phase === 'postcopy') {
-        const tau = Math.min(budget, postcopyLeft / b);
-        postcopyLeft -= tau * b;
-        transferred += tau * b;
-        postcopyRequests += Math.ceil((tau * b) / PAGE / 64);
-        run(tau);
-        budget -= tau;
-        if (postcopyLeft < 1) phase = 'done';
-      } else if (zeroLeft >= 1) {
-        const tau = Math.min(budget, zeroLeft / zeroScan);
-        const pages = (tau * zeroScan) / PAGE;
-        zeroLeft -= tau * zeroScan;
-        zeroPages += pages;
-        transferred += pages * ZERO_PAGE_WIRE;
-        run(tau);
-        budget -= tau;
-      } else if (normalLeft >= 1) {
-        const tau = Math.min(budget, normalLeft / b);
-        normalLeft -= tau * b;
-        transferred += tau * b;
-        normalPages += (tau * b) / PAGE;
-        run(tau);
-        budget -= tau;
-      } else {
-        zeroLeft = 0;
-        normalLeft = 0;
-        sync();
+  const { mode, policy: given, ...engineOpts } = opts;
+  const sim = createSimulation(scn, { ...engineOpts, autoConverge: mode !== 'none' });
+  const policy = mode === 'controller' ? (given ?? resolvePolicy(undefined)) : undefined;
+  const controller = policy
+    ? createController(policy, { guestRamBytes: scn.ramMiB * MiB, postcopyEnabled: scn.postcopyEnabled ?? true, bandwidthMiBps: scn.bandwidthMiBps })
+    : undefined;
+  const actions: SimResult['actions'] = [];
+  const rejected: SimResult['rejected'] = [];
+  for (let s = sim.next(); s; s = sim.next()) {
+    if (!controller) continue;
+    for (const a of controller.observe(s)) {
+      actions.push({ t: s.t / 1000, action: a });
+      if (!sim.apply(a)) {
+        rejected.push({ t: s.t / 1000, action: a });
+        controller.rejected(a);
       }
     }
   }
-
-  function sample(): MigrationSample {
-    while (rateWindow.length > 1 && t - (rateWindow[1] as { t: number }).t >= 0.1) rateWindow.shift();
-    const w0 = rateWindow[0] as { t: number; x: number };
-    const remaining = phase === 'postcopy' ? postcopyLeft : phase === 'done' ? 0 : zeroLeft + normalLeft;
-    const s: MigrationSample = {
-      t: Math.round(t * 1000),
-      jobType: phase === 'done' ? JOB_COMPLETED : JOB_RUNNING,
-      iteration,
-      dataTotal: ram,
-      dataProcessed: Math.round(transferred),
-      dataRemaining: Math.round(remaining),
-      memTotal: ram,
-      memProcessed: Math.round(transferred),
-      memRemaining: Math.round(remaining),
-      zeroPages: Math.floor(zeroPages),
-      normalPages: Math.floor(normalPages),
-      pageSize: PAGE,
-      dirtyRate: Math.round(dirtyRateStat),
-      transferRate: t > w0.t ? Math.round((transferred - w0.x) / (t - w0.t)) : 0,
-      throttlePercent: phase === 'precopy' ? trig.throttle : 0,
-      postcopyRequests,
-    };
-    if (phase === 'done' && downtimeTotal !== null) s.downtimeMs = Math.round(downtimeTotal);
-    samples.push(s);
-    timeline.push({
-      t: s.t / 1000,
-      iteration,
-      remainingMiB: remaining / MiB,
-      throttle: s.throttlePercent,
-      dirtyMiBps: dirtyRateStat / MiB,
-      transferMiBps: s.transferRate / MiB,
-    });
-    return s;
-  }
-
-  function apply(a: Action): void {
-    switch (a.type) {
-      case 'set-throttle': {
-        const p = a.params;
-        if (p['cpu-throttle-initial'] !== undefined) knobs.initial = p['cpu-throttle-initial'];
-        if (p['cpu-throttle-increment'] !== undefined) knobs.increment = p['cpu-throttle-increment'];
-        if (p['max-cpu-throttle'] !== undefined) knobs.max = p['max-cpu-throttle'];
-        if (p['cpu-throttle-tailslow'] !== undefined) knobs.tailslow = p['cpu-throttle-tailslow'];
-        if (p['throttle-trigger-threshold'] !== undefined) knobs.threshold = p['throttle-trigger-threshold'];
-        break;
-      }
-      case 'set-downtime':
-        downtimeMs = a.ms;
-        break;
-      case 'set-bandwidth':
-        maxBandwidth = a.mibPerSec;
-        break;
-      case 'postcopy':
-        if (!postcopyEnabled || phase !== 'precopy') {
-          rejected.push({ t, action: a });
-          break;
-        }
-        postcopyLeft = Math.min(ram, zeroLeft > 0 ? normalLeft : normalLeft + dirty);
-        phase = 'postcopy';
-        everPostcopy = true;
-        trig = { ...trig, throttle: 0 }; // throttling stops when the guest moves
-        pause(0.05 + deviceSec);
-        downtimeTotal = (0.05 + deviceSec) * 1000;
-        break;
-      case 'abort':
-        if (phase === 'precopy') phase = 'aborted';
-        else rejected.push({ t, action: a });
-        break;
-    }
-  }
-
-  let nextSample = 0;
-  while (t < limit && (phase === 'precopy' || phase === 'postcopy')) {
-    if (t >= nextSample - 1e-9) {
-      const s = sample();
-      nextSample += samplePeriod;
-      if (controller) {
-        for (const a of controller.observe(s)) {
-          actions.push({ t: s.t / 1000, action: a });
-          apply(a);
-        }
-      }
-      if (phaseNow() === 'aborted') break;
-    }
-    advance(Math.min(step, nextSample - t));
-    rateWindow.push({ t, x: transferred });
-  }
-  if (phase === 'done') {
-    const s = sample();
-    controller?.observe(s);
-  }
-  const end = phase === 'done' || phase === 'aborted' ? t : Math.max(t, limit);
   return {
-    scenario: scn.name,
-    mode: opts.mode,
-    policy: policyName,
-    completed: phase === 'done',
-    aborted: phase === 'aborted',
-    postcopy: everPostcopy,
-    timeSec: end,
-    iterations: iteration,
-    peakThrottle: peak,
-    throttleSeconds: throttleSec,
-    guestWorkShare: end > 0 ? work / end : 1,
-    guestWorkLostSec: end - work,
-    downtimeMs: phase === 'done' && downtimeTotal !== null ? Math.round(downtimeTotal) : null,
-    sentMiB: transferred / MiB,
+    ...sim.result(),
+    mode,
+    policy: policy?.name ?? null,
     actions,
     finishActions: controller ? controller.finish() : [],
     rejected,
-    timeline,
-    samples,
   };
 }

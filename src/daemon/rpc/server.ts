@@ -17,6 +17,7 @@ export interface RpcServer {
 
 function toRpcError(err: unknown, log: Logger, method: string): JSONRPCErrorException {
   if (err instanceof AgentError) {
+    log.info({ event: 'rpc.refused', method, code: err.code, error: err.errorName, err: err.message }, `${method} refused: ${err.message}`);
     return new JSONRPCErrorException(err.message, err.code, { name: err.errorName, ...err.details });
   }
   log.error({ event: 'rpc.internal_error', method, err: err instanceof Error ? err.stack : String(err) }, 'verb failed unexpectedly');
@@ -24,7 +25,8 @@ function toRpcError(err: unknown, log: Logger, method: string): JSONRPCErrorExce
 }
 
 function buildServer(verbs: Verbs, log: Logger): JSONRPCServer<Caller> {
-  const server = new JSONRPCServer<Caller>();
+  // errorListener: the library would print every refused request to stderr; we log them ourselves.
+  const server = new JSONRPCServer<Caller>({ errorListener: () => {} });
   for (const name of Object.keys(verbs) as VerbName[]) {
     // One verb's implementation, seen through the catalog's schemas.
     const impl = verbs[name] as ((params: unknown, caller: Caller) => Promise<unknown>) | undefined;
