@@ -22,6 +22,8 @@ export interface ControllerContext {
   postcopyEnabled: boolean;
   bandwidthMiBps?: number;
   maxDowntimeMs?: number;
+  autoConvergeInitial?: number;
+  autoConvergeIncrement?: number;
 }
 
 export interface ResolvedPolicy {

@@ -190,6 +190,8 @@ export class Migration extends EventEmitter<MigrationEventMap> {
       } catch (err) {
         record.applied = false;
         record.error = err instanceof Error ? err.message : String(err);
+        if (action.type === 'abort') this.policyAbort = null;
+        this.plan.controller?.rejected(action);
       }
       this.status.actions.push(record);
       const level = record.applied ? 'info' : 'warn';

@@ -59,6 +59,8 @@ async function migrate(ctx: AgentContext, p: VerbParams<'VM.migrate'>): Promise<
       postcopyEnabled: postcopy,
       ...(p.bandwidth !== undefined ? { bandwidthMiBps: p.bandwidth } : {}),
       ...(p.maxDowntime !== undefined ? { maxDowntimeMs: p.maxDowntime } : {}),
+      ...(p.autoConvergeInitial !== undefined ? { autoConvergeInitial: p.autoConvergeInitial } : {}),
+      ...(p.autoConvergeIncrement !== undefined ? { autoConvergeIncrement: p.autoConvergeIncrement } : {}),
     });
     const migrationId = randomUUID();
     const migration = ctx.manager.start(
@@ -80,7 +82,8 @@ async function migrate(ctx: AgentContext, p: VerbParams<'VM.migrate'>): Promise<
       },
       () => dst.release(),
     );
-    if (p.maxDowntime !== undefined) {
+    // With a controller, the requested downtime is its starting point (see controllers.ts).
+    if (p.maxDowntime !== undefined && controller === null) {
       void migration.applyExternal({ type: 'set-downtime', ms: p.maxDowntime, reason: 'requested with VM.migrate' });
     }
     return { migrationId, vmId: domain.uuid, vmName: domain.name };
