@@ -428,8 +428,23 @@ Napi::Value NativeConnection::ListAllDomains(const Napi::CallbackInfo& info) {
   return WithConn<std::vector<Summary>>(
       info.Env(), cs_,
       [](virConnectPtr c, std::vector<Summary>& out, LvError& err) {
+        // Persistence from a second (filtered) listing and activity from the id: per-domain
+        // IsActive/IsPersistent RPCs were seen stalling for seconds during migrations.
+        std::vector<std::string> persistent;
         virDomainPtr* doms = nullptr;
-        int n = virConnectListAllDomains(c, &doms, 0);
+        int n = virConnectListAllDomains(c, &doms, VIR_CONNECT_LIST_DOMAINS_PERSISTENT);
+        if (n < 0) {
+          err.Capture("virConnectListAllDomains failed");
+          return;
+        }
+        char buf[VIR_UUID_STRING_BUFLEN];
+        for (int i = 0; i < n; i++) {
+          if (virDomainGetUUIDString(doms[i], buf) == 0) persistent.emplace_back(buf);
+          virDomainFree(doms[i]);
+        }
+        free(doms);
+        doms = nullptr;
+        n = virConnectListAllDomains(c, &doms, 0);
         if (n < 0) {
           err.Capture("virConnectListAllDomains failed");
           return;
@@ -442,19 +457,15 @@ Napi::Value NativeConnection::ListAllDomains(const Napi::CallbackInfo& info) {
           }
           Summary s;
           const char* name = virDomainGetName(d);
-          char buf[VIR_UUID_STRING_BUFLEN];
           int st = 0, reason = 0;
-          unsigned int id = virDomainGetID(d);
+          unsigned int id = virDomainGetID(d);  // cached in the handle: no RPC
           s.id = id == static_cast<unsigned int>(-1) ? -1 : static_cast<int>(id);
-          int active = -1, persistent = -1;
-          bool ok = name && virDomainGetUUIDString(d, buf) == 0 && virDomainGetState(d, &st, &reason, 0) == 0 &&
-                    (active = virDomainIsActive(d)) >= 0 && (persistent = virDomainIsPersistent(d)) >= 0;
-          if (ok) {
+          if (name && virDomainGetUUIDString(d, buf) == 0 && virDomainGetState(d, &st, &reason, 0) == 0) {
             s.name = name;
             s.uuid = buf;
             s.state = st;
-            s.active = active == 1;
-            s.persistent = persistent == 1;
+            s.active = s.id != -1;
+            s.persistent = std::find(persistent.begin(), persistent.end(), s.uuid) != persistent.end();
             out.push_back(std::move(s));
           } else {
             virErrorPtr e = virGetLastError();

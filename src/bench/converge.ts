@@ -6,7 +6,7 @@ import { parseArgs } from 'node:util';
 import { AgentClient } from '../client/client.js';
 import type { MigrateParams } from '../api/params.js';
 import type { MigrationStatus } from '../api/results.js';
-import { defineGuest, destroyGuest, labDown, labUp, readGuestProgress, type LabHostInfo } from '../lab/index.js';
+import { defineGuest, destroyGuest, labDown, labUp, readGuestProgress, readGuestStatus, type LabHostInfo } from '../lab/index.js';
 import { chartSvg, type Series } from './chart.js';
 
 interface Scenario {
@@ -53,6 +53,8 @@ export interface RunResult {
   throttleSeconds: number;
   /** guest work done during the migration / work it would have done unthrottled, same duration */
   guestWork: number;
+  /** the guest's unthrottled dirtying rate measured just before the migration, MiB/s */
+  baselineMiBps: number;
   downtimeMs: number | null;
   sentMiB: number;
   actions: number;
@@ -61,19 +63,37 @@ export interface RunResult {
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
-/** Pages per second the guest writes when nothing slows it, measured over `ms`. */
+/** A progress reading timed at the middle of its monitor round trip. */
+interface Reading {
+  pages: bigint;
+  t: number;
+}
+
+async function reading(uri: string, name: string): Promise<Reading> {
+  const a = performance.now();
+  const pages = await readGuestProgress(uri, name);
+  return { pages, t: (a + performance.now()) / 2 };
+}
+
+/** Pages per second the guest writes when nothing slows it, measured over `ms` once it runs
+ *  (calibration done), so the baseline is the guest's real unthrottled rate on this machine. */
 async function baselineRate(uri: string, name: string, ms: number): Promise<number> {
-  const t0 = performance.now();
-  const p0 = await readGuestProgress(uri, name);
+  const deadline = performance.now() + 30_000;
+  // the progress block appears once the kernel is up: read errors before that are expected
+  while ((await readGuestStatus(uri, name).catch(() => null))?.state !== 'running') {
+    if (performance.now() > deadline) throw new Error(`${name}: guest never left calibration`);
+    await sleep(250);
+  }
+  await sleep(1000); // first pass over the working set faults pages in
+  const r0 = await reading(uri, name);
   await sleep(ms);
-  const p1 = await readGuestProgress(uri, name);
-  return Number(p1 - p0) / ((performance.now() - t0) / 1000);
+  const r1 = await reading(uri, name);
+  return Number(r1.pages - r0.pages) / ((r1.t - r0.t) / 1000);
 }
 
 async function runOne(a: LabHostInfo, b: LabHostInfo, sc: Scenario, mode: Mode, limitS: number): Promise<RunResult> {
   const name = `bench-${sc.name}-${mode.name}`;
   await defineGuest({ host: 'a', name, ramMiB: sc.ramMiB, wsMiB: sc.wsMiB, rateMiB: sc.rateMiB });
-  await sleep(3000); // calibration and first passes over the working set
   const rate = await baselineRate(a.libvirtUri, name, 3000);
   const client = await AgentClient.connect(a.agentUrl!);
   const timeline: Point[] = [];
@@ -83,7 +103,7 @@ async function runOne(a: LabHostInfo, b: LabHostInfo, sc: Scenario, mode: Mode, 
       const s = n.params as MigrationStatus;
       if (s.vmName === name) timeline.push({ t: s.elapsedMs / 1000, throttle: s.throttlePercent, remainingMiB: s.dataRemaining / 1048576 });
     });
-    const p0 = await readGuestProgress(a.libvirtUri, name);
+    const r0 = await reading(a.libvirtUri, name);
     const t0 = performance.now();
     await client.migrate({ vmId: name, dst: b.agentUrl!, bandwidth: sc.bandwidth, ...mode.params });
     let s = await client.migrateStatus({ vmId: name });
@@ -97,7 +117,8 @@ async function runOne(a: LabHostInfo, b: LabHostInfo, sc: Scenario, mode: Mode, 
     }
     const elapsed = (performance.now() - t0) / 1000;
     const where = s.state === 'completed' ? b : a;
-    const p1 = await readGuestProgress(where.libvirtUri, name);
+    // work over exactly the span between the two readings (the guest runs unthrottled after the end)
+    const r1 = await reading(where.libvirtUri, name);
     let throttleSeconds = 0;
     for (let i = 1; i < timeline.length; i += 1) {
       throttleSeconds += (timeline[i - 1]!.throttle / 100) * (timeline[i]!.t - timeline[i - 1]!.t);
@@ -112,7 +133,8 @@ async function runOne(a: LabHostInfo, b: LabHostInfo, sc: Scenario, mode: Mode, 
       iterations: s.iteration,
       peakThrottle: Math.max(0, ...timeline.map((p) => p.throttle)),
       throttleSeconds: Number(throttleSeconds.toFixed(1)),
-      guestWork: Number((Number(p1 - p0) / (rate * elapsed)).toFixed(3)),
+      guestWork: Number((Number(r1.pages - r0.pages) / (rate * ((r1.t - r0.t) / 1000))).toFixed(3)),
+      baselineMiBps: Math.round(rate / 256),
       downtimeMs: s.downtimeMs,
       sentMiB: Math.round(s.dataProcessed / 1048576),
       actions: s.actions.length,

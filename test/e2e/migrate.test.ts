@@ -4,6 +4,23 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { defineGuest, destroyGuest, labDown, labUp, readGuestProgress, type LabHostInfo } from '../../src/lab/index.js';
 import { call, callError, sleep, waitFor } from '../helpers/raw-rpc.js';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import { fileURLToPath } from 'node:url';
+
+const CLI = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
+const execFileP = promisify(execFile);
+
+/** Run the vmigrate CLI; resolves with exit code and output whatever the code. */
+async function cli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  try {
+    const { stdout, stderr } = await execFileP(process.execPath, [CLI, ...args], { timeout: 180_000 });
+    return { code: 0, stdout, stderr };
+  } catch (err) {
+    const e = err as { code?: number; stdout?: string; stderr?: string };
+    return { code: typeof e.code === 'number' ? e.code : -1, stdout: e.stdout ?? '', stderr: e.stderr ?? '' };
+  }
+}
 
 interface Status {
   migrationId: string;
@@ -145,6 +162,26 @@ describe('live migration on the lab', { skip: isRoot ? false : 'needs root (lab 
     const late = await callError(agent(A), 'VM.migrateCancel', { vmId: name });
     assert.equal(late.data?.name, 'NOT_CANCELLABLE');
     await destroyGuest(A.libvirtUri, name);
+  });
+
+  test('the CLI lists, migrates with --json, and reports errors with the stable name', async () => {
+    const name = 'cli1';
+    await defineGuest({ host: 'a', name, ramMiB: 128, wsMiB: 8, rateMiB: 4 });
+    const listed = await cli(['--agent', agent(A), '--json', 'list']);
+    assert.equal(listed.code, 0, listed.stderr);
+    assert.ok((JSON.parse(listed.stdout) as Vm[]).some((v) => v.name === name && v.state === 'running'));
+    const migrated = await cli(['--agent', agent(A), '--json', 'migrate', name, agent(B)]);
+    assert.equal(migrated.code, 0, migrated.stderr);
+    const final = JSON.parse(migrated.stdout) as Status;
+    assert.equal(final.state, 'completed');
+    await assertOnlyOn(B, A, name);
+    const missing = await cli(['--agent', agent(A), 'migrate', 'no-such-vm', agent(B)]);
+    assert.equal(missing.code, 2);
+    assert.match(missing.stderr, /VM_NOT_FOUND.*no-such-vm/);
+    const badFlag = await cli(['--agent', agent(A), 'migrate', name, agent(B), '--bandwidth', 'lots']);
+    assert.notEqual(badFlag.code, 0);
+    assert.match(badFlag.stderr, /bandwidth.*lots/);
+    await destroyGuest(B.libvirtUri, name);
   });
 
   test('a dirtying guest migrates with auto-converge and completes', async () => {
