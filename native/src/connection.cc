@@ -130,6 +130,7 @@ virConnectPtr ConnState::Acquire() {
 }
 
 std::function<void()> ConnState::Detach(bool onJsThread) {
+  std::vector<std::shared_ptr<DomState>> alive;  // released after the lock (~DomState takes it)
   std::lock_guard<std::mutex> l(m);
   if (!conn) return nullptr;
   virConnectPtr c = conn;
@@ -139,6 +140,7 @@ std::function<void()> ConnState::Detach(bool onJsThread) {
     if (auto d = w.lock()) {
       if (d->dom) ds.push_back(d->dom);
       d->dom = nullptr;
+      alive.push_back(std::move(d));
     }
   }
   doms.clear();

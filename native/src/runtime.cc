@@ -210,7 +210,12 @@ Sink::Sink(Napi::Env env, Napi::Function f, std::shared_ptr<Completion> c) : com
 
 void Sink::Deactivate() {
   active = false;
-  if (!fn.IsEmpty()) fn.Reset();
+  if (fn.IsEmpty()) return;
+  try {
+    fn.Reset();
+  } catch (const Napi::Error&) {
+    // Env shutting down (called from finalizers): the reference dies with the env.
+  }
 }
 
 std::string ArgString(const Napi::CallbackInfo& info, size_t i, const char* what) {

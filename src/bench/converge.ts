@@ -55,6 +55,8 @@ export interface RunResult {
   guestWork: number;
   /** the guest's unthrottled dirtying rate measured just before the migration, MiB/s */
   baselineMiBps: number;
+  /** the same measured again after the migration ended (sanity check of the baseline), MiB/s */
+  afterMiBps: number;
   downtimeMs: number | null;
   sentMiB: number;
   actions: number;
@@ -75,16 +77,17 @@ async function reading(uri: string, name: string): Promise<Reading> {
   return { pages, t: (a + performance.now()) / 2 };
 }
 
-/** Pages per second the guest writes when nothing slows it, measured over `ms` once it runs
- *  (calibration done), so the baseline is the guest's real unthrottled rate on this machine. */
+/** Pages per second the guest writes when nothing slows it, measured over `ms` once it runs and has
+ *  touched its whole working set once (first writes fault host memory in and run slower). */
 async function baselineRate(uri: string, name: string, ms: number): Promise<number> {
-  const deadline = performance.now() + 30_000;
+  const deadline = performance.now() + 60_000;
   // the progress block appears once the kernel is up: read errors before that are expected
-  while ((await readGuestStatus(uri, name).catch(() => null))?.state !== 'running') {
-    if (performance.now() > deadline) throw new Error(`${name}: guest never left calibration`);
+  for (;;) {
+    const st = await readGuestStatus(uri, name).catch(() => null);
+    if (st?.state === 'running' && st.passes >= 1) break;
+    if (performance.now() > deadline) throw new Error(`${name}: guest never completed a pass over its working set`);
     await sleep(250);
   }
-  await sleep(1000); // first pass over the working set faults pages in
   const r0 = await reading(uri, name);
   await sleep(ms);
   const r1 = await reading(uri, name);
@@ -119,6 +122,7 @@ async function runOne(a: LabHostInfo, b: LabHostInfo, sc: Scenario, mode: Mode, 
     const where = s.state === 'completed' ? b : a;
     // work over exactly the span between the two readings (the guest runs unthrottled after the end)
     const r1 = await reading(where.libvirtUri, name);
+    const after = await baselineRate(where.libvirtUri, name, 3000);
     let throttleSeconds = 0;
     for (let i = 1; i < timeline.length; i += 1) {
       throttleSeconds += (timeline[i - 1]!.throttle / 100) * (timeline[i]!.t - timeline[i - 1]!.t);
@@ -135,6 +139,7 @@ async function runOne(a: LabHostInfo, b: LabHostInfo, sc: Scenario, mode: Mode, 
       throttleSeconds: Number(throttleSeconds.toFixed(1)),
       guestWork: Number((Number(r1.pages - r0.pages) / (rate * ((r1.t - r0.t) / 1000))).toFixed(3)),
       baselineMiBps: Math.round(rate / 256),
+      afterMiBps: Math.round(after / 256),
       downtimeMs: s.downtimeMs,
       sentMiB: Math.round(s.dataProcessed / 1048576),
       actions: s.actions.length,
@@ -151,11 +156,11 @@ function ratio(x: number, y: number): string {
 
 function report(results: RunResult[]): string {
   const lines = [
-    '| scenario | mode | completed | time (s) | iterations | peak throttle % | throttle·s | guest work | downtime (ms) | sent (MiB) |',
-    '| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |',
+    '| scenario | mode | completed | time (s) | iterations | peak throttle % | throttle·s | guest work | guest MiB/s before / after | downtime (ms) | sent (MiB) |',
+    '| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |',
   ];
   for (const r of results) {
-    lines.push(`| ${r.scenario} | ${r.mode} | ${r.completed ? 'yes' : `no (${r.state})`} | ${r.seconds} | ${r.iterations} | ${r.peakThrottle} | ${r.throttleSeconds} | ${(r.guestWork * 100).toFixed(0)} % | ${r.downtimeMs ?? '-'} | ${r.sentMiB} |`);
+    lines.push(`| ${r.scenario} | ${r.mode} | ${r.completed ? 'yes' : `no (${r.state})`} | ${r.seconds} | ${r.iterations} | ${r.peakThrottle} | ${r.throttleSeconds} | ${(r.guestWork * 100).toFixed(0)} % | ${r.baselineMiBps} / ${r.afterMiBps} | ${r.downtimeMs ?? '-'} | ${r.sentMiB} |`);
   }
   lines.push('', 'Controller against stock, per scenario (time ratio, and guest work lost ratio; lower is better):', '');
   for (const sc of new Set(results.map((r) => r.scenario))) {

@@ -16,10 +16,10 @@
  */
 import type { MigrationSample } from '../migration/sample.js';
 import type { Action, ThrottleParams } from './types.js';
-import type { Policy } from './policy.js';
+import { patchPolicy, type Policy, type PolicyPatch } from './policy.js';
 import { estimateDirty, median, passRatio, passStartBytes, payloadRate } from './estimate.js';
 import { isStalled, isTransferStalled } from './stall.js';
-import { MIN_RAISE, planThrottle, throttleNeeded, type QemuThrottle } from './throttle.js';
+import { ARM_THRESHOLD, MIN_RAISE, planThrottle, throttleNeeded, type QemuThrottle } from './throttle.js';
 import { completionTimeoutMs, downtimeSchedule, escalate } from './escalate.js';
 
 const MiB = 1024 * 1024;
@@ -104,16 +104,26 @@ export interface Controller {
   observe(sample: MigrationSample): Action[];
   /** The runner failed to apply `action` (one this controller returned): forget its effect. */
   rejected(action: Action): void;
+  /**
+   * Switch policy mid-flight: a whole policy replaces the current one, a patch is merged over it
+   * (throws PolicyError). Returns the actions that bring QEMU in line now; the rest (ceiling,
+   * escalation, timeout) applies from the next decision.
+   */
+  changePolicy(next: PolicyPatch): Action[];
+  /** the policy in force */
+  policy(): Readonly<Policy>;
   finish(): Action[];
   state(): Readonly<ControllerState>;
 }
 
 const mib = (b: number): string => (b / MiB).toFixed(0);
 
-export function createController(policy: Policy, ctx: ControllerContext): Controller {
+export function createController(initialPolicy: Policy, ctx: ControllerContext): Controller {
   const orig: OriginalParams = { ...QEMU_DEFAULTS, ...ctx.original };
-  const ceiling = policy.maxThrottle;
-  const schedule = downtimeSchedule(policy);
+  // all three change only in changePolicy()
+  let policy = initialPolicy;
+  let ceiling = policy.maxThrottle;
+  let schedule = downtimeSchedule(policy);
   const q: QemuThrottle = {
     initial: orig.throttleInitial,
     increment: orig.throttleIncrement,
@@ -132,7 +142,7 @@ export function createController(policy: Policy, ctx: ControllerContext): Contro
   let lastBoundary = { t: 0, processed: 0, iteration: 1 };
   let saturatedAtCeiling = 0; // consecutive boundaries
   let prev: MigrationSample | undefined;
-  const bandwidthCap = policy.bandwidthMiBps !== undefined ? policy.bandwidthMiBps * MiB : Infinity;
+  let bandwidthCap = policy.bandwidthMiBps !== undefined ? policy.bandwidthMiBps * MiB : Infinity;
 
   const st: ControllerState = {
     phase: policy.steer ? 'first-pass' : 'stock',
@@ -302,6 +312,67 @@ export function createController(policy: Policy, ctx: ControllerContext): Contro
     }
   }
 
+  /** Actions that put back every parameter changed so far. */
+  function restore(why = 'migration ended'): Action[] {
+    const out: Action[] = [];
+    const params: ThrottleParams = {};
+    if (changed.has('cpu-throttle-initial')) params['cpu-throttle-initial'] = orig.throttleInitial;
+    if (changed.has('cpu-throttle-increment')) params['cpu-throttle-increment'] = orig.throttleIncrement;
+    if (changed.has('max-cpu-throttle')) params['max-cpu-throttle'] = orig.maxThrottle;
+    if (changed.has('cpu-throttle-tailslow')) params['cpu-throttle-tailslow'] = orig.tailslow;
+    if (changed.has('throttle-trigger-threshold')) params['throttle-trigger-threshold'] = orig.triggerThreshold;
+    if (Object.keys(params).length > 0) out.push({ type: 'set-throttle', params, reason: `${why}: restoring throttle parameters` });
+    if (changed.has('downtime')) out.push({ type: 'set-downtime', ms: orig.downtimeMs, reason: `${why}: restoring the downtime limit` });
+    if (changed.has('bandwidth')) out.push({ type: 'set-bandwidth', mibPerSec: orig.bandwidthMiBps, reason: `${why}: restoring the bandwidth limit` });
+    changed.clear();
+    q.initial = orig.throttleInitial;
+    q.increment = orig.throttleIncrement;
+    q.max = orig.maxThrottle;
+    q.threshold = orig.triggerThreshold;
+    return out;
+  }
+
+  /** Actions that bring QEMU in line with a new policy; updates ceiling, schedule, cap, timeout. */
+  function applyPolicy(next: Policy, out: Action[]): void {
+    const old = policy;
+    policy = next;
+    schedule = downtimeSchedule(next);
+    st.timeoutMs = completionTimeoutMs(next, ctx.guestRamBytes);
+    const why = `policy changed to ${next.name}`;
+    if (next.maxThrottle !== ceiling) {
+      ceiling = next.maxThrottle;
+      const guard: ThrottleParams = {};
+      if (ceiling <= 0) guard['throttle-trigger-threshold'] = 100;
+      else {
+        if (q.max > ceiling) guard['max-cpu-throttle'] = ceiling;
+        if (q.initial > ceiling) guard['cpu-throttle-initial'] = ceiling;
+        // QEMU lowers a running throttle to max-cpu-throttle only when its trigger fires next
+        if (st.throttle > ceiling) guard['throttle-trigger-threshold'] = Math.min(q.threshold, ARM_THRESHOLD);
+      }
+      if (st.targetThrottle > ceiling) st.targetThrottle = ceiling;
+      // a raised ceiling gives the throttle room again: the stall window starts over
+      if (st.throttle < ceiling) {
+        reachedCeiling = false;
+        saturatedAtCeiling = 0;
+        st.stalled = false;
+      }
+      setThrottle(out, guard, `${why}: throttle ceiling ${ceiling} %`);
+    }
+    // an explicitly changed start sets the limit; otherwise keep the current one within the new range
+    const downtime = next.downtimeMs !== old.downtimeMs ? next.downtimeMs : Math.min(next.maxDowntimeMs, Math.max(next.downtimeMs, st.downtimeMs));
+    if (downtime !== st.downtimeMs) {
+      emit(out, { type: 'set-downtime', ms: downtime, reason: `${why}: downtime limit ${downtime} ms` }, ['downtime']);
+      st.downtimeMs = downtime;
+    }
+    if (next.bandwidthMiBps !== undefined && next.bandwidthMiBps !== old.bandwidthMiBps) {
+      emit(out, { type: 'set-bandwidth', mibPerSec: next.bandwidthMiBps, reason: `${why}: bandwidth cap ${next.bandwidthMiBps} MiB/s` }, ['bandwidth']);
+      bandwidthCap = next.bandwidthMiBps * MiB;
+      // rates measured under the old cap no longer say what the link does
+      rates.length = 0;
+      st.transferRate = Math.min(st.transferRate || bandwidthCap, bandwidthCap);
+    }
+  }
+
   return {
     observe(s: MigrationSample): Action[] {
       st.elapsedMs = s.t;
@@ -340,23 +411,32 @@ export function createController(policy: Policy, ctx: ControllerContext): Contro
       undo.delete(action);
     },
 
-    finish(): Action[] {
+    changePolicy(patch: PolicyPatch): Action[] {
+      const next = patchPolicy(policy, patch);
+      if (st.phase === 'aborted' || st.phase === 'completed') {
+        policy = next;
+        return [];
+      }
       const out: Action[] = [];
-      const restore: ThrottleParams = {};
-      if (changed.has('cpu-throttle-initial')) restore['cpu-throttle-initial'] = orig.throttleInitial;
-      if (changed.has('cpu-throttle-increment')) restore['cpu-throttle-increment'] = orig.throttleIncrement;
-      if (changed.has('max-cpu-throttle')) restore['max-cpu-throttle'] = orig.maxThrottle;
-      if (changed.has('cpu-throttle-tailslow')) restore['cpu-throttle-tailslow'] = orig.tailslow;
-      if (changed.has('throttle-trigger-threshold')) restore['throttle-trigger-threshold'] = orig.triggerThreshold;
-      if (Object.keys(restore).length > 0) out.push({ type: 'set-throttle', params: restore, reason: 'migration ended: restoring throttle parameters' });
-      if (changed.has('downtime')) out.push({ type: 'set-downtime', ms: orig.downtimeMs, reason: 'migration ended: restoring the downtime limit' });
-      if (changed.has('bandwidth')) out.push({ type: 'set-bandwidth', mibPerSec: orig.bandwidthMiBps, reason: 'migration ended: restoring the bandwidth limit' });
-      changed.clear();
-      q.initial = orig.throttleInitial;
-      q.increment = orig.throttleIncrement;
-      q.max = orig.maxThrottle;
-      q.threshold = orig.triggerThreshold;
+      if (!next.steer) {
+        // to stock: put QEMU's own parameters back and stop steering
+        out.push(...restore(`policy changed to ${next.name}`));
+        policy = next;
+        st.phase = 'stock';
+        st.lastReason = `policy changed to ${next.name}: QEMU's stock auto-converge from here`;
+        return out;
+      }
+      if (!policy.steer) st.phase = prev ? 'throttling' : 'first-pass';
+      applyPolicy(next, out);
       return out;
+    },
+
+    policy(): Readonly<Policy> {
+      return { ...policy };
+    },
+
+    finish(): Action[] {
+      return restore();
     },
 
     state(): Readonly<ControllerState> {

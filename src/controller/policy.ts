@@ -158,6 +158,11 @@ export function resolvePolicy(input: unknown): Policy {
   }
   const merged: Record<string, unknown> = { ...BUILT_INS[baseName], ...overrides };
   if (overrides.name === undefined && Object.keys(overrides).length > 0) merged.name = `${baseName}+custom`;
+  return validated(merged);
+}
+
+/** The schema-checked policy, or a PolicyError naming each bad field and its value. */
+function validated(merged: Record<string, unknown>): Policy {
   const parsed = PolicySchema.safeParse(merged);
   if (parsed.success) return parsed.data;
   throw new PolicyError(
@@ -168,4 +173,22 @@ export function resolvePolicy(input: unknown): Policy {
       return { path, message: `${iss.message} (got ${JSON.stringify(valueAt(merged, iss.path))})` };
     }),
   );
+}
+
+/** Fields to change on a running migration's policy (VM.migrateChangeParams). */
+export type PolicyPatch = Partial<Omit<Policy, 'name'>> & { name?: string };
+
+/**
+ * The policy after a mid-flight change: `next` replaces the current one when it is a whole policy,
+ * else it is merged over it. A downtime start above the maximum raises the maximum (a downtime asked
+ * for is where the controller starts from). Throws PolicyError naming each bad field.
+ */
+export function patchPolicy(current: Policy, next: PolicyPatch): Policy {
+  const whole = PolicySchema.safeParse(next).success;
+  const merged: Record<string, unknown> = whole ? { ...next } : { ...current, ...next };
+  if (!whole && next.name === undefined && !String(current.name).endsWith('+custom')) merged.name = `${current.name}+custom`;
+  if (next.downtimeMs !== undefined && next.maxDowntimeMs === undefined && (merged.maxDowntimeMs as number) < next.downtimeMs) {
+    merged.maxDowntimeMs = next.downtimeMs;
+  }
+  return validated(merged);
 }

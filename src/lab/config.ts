@@ -13,6 +13,9 @@ export function libvirtdConf(p: HostPlan): string {
     'unix_sock_rw_perms = "0770"',
     'auth_unix_ro = "none"',
     'auth_unix_rw = "none"',
+    // The agent keeps one connection and samples several migrations on it at once; libvirt's
+    // default of 5 calls in flight per client would queue them behind each other.
+    'max_client_requests = 20',
     // Absolute lab path: visible inside the namespace and from outside.
     `log_outputs = ${q(`3:file:${p.libvirtdLog}`)}`,
     '',

@@ -132,6 +132,11 @@ export class Migration extends EventEmitter<MigrationEventMap> {
     await this.abortUntilGone();
   }
 
+  /** The convergence controller steering this migration, if any (VM.migrateChangeParams goes through it). */
+  get controller(): ControllerPort | null {
+    return this.plan.controller;
+  }
+
   /** Apply an action that came from outside the controller (VM.migrateChangeParams). */
   applyExternal(action: Action): Promise<void> {
     return this.runAction(action);

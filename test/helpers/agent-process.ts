@@ -62,7 +62,7 @@ export async function startAgentProcess(o: AgentProcessOptions): Promise<AgentPr
     ...(o.args ?? []),
   ];
   // no config file of the machine may leak in
-  const env = { ...process.env, VMIGRATED_CONFIG: '', ...(o.env ?? {}) };
+  const env: NodeJS.ProcessEnv = { ...process.env, VMIGRATED_CONFIG: '', ...(o.env ?? {}) };
   delete env.JOURNAL_STREAM;
   delete env.NOTIFY_SOCKET;
   let runDir: string | null = null;
