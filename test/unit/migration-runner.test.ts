@@ -1,0 +1,203 @@
+// The migration runner against a scripted fake domain: state changes, controller actions applied in
+// order, rejected actions reported back, parameters restored after a failure, cancel and policy abort.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import pino from 'pino';
+import type { Action } from '../../src/controller/types.js';
+import type { Domain, DomainInfo, JobStats } from '../../src/libvirt/types.js';
+import type { ControllerPort } from '../../src/migration/controller-port.js';
+import { Migration } from '../../src/migration/migration.js';
+import type { MigrationSample } from '../../src/migration/sample.js';
+import type { MigrationStatus } from '../../src/migration/status.js';
+
+class FakeDomain implements Domain {
+  readonly name = 'g';
+  readonly uuid = '11111111-1111-1111-1111-111111111111';
+  calls: string[] = [];
+  stats: JobStats = { type: 0 };
+  failQmp = false;
+  private endMigration: ((err?: Error) => void) | null = null;
+
+  getInfo(): Promise<DomainInfo> {
+    return Promise.resolve({ state: 1, maxMemKiB: 1 << 20, memoryKiB: 1 << 20, nrVirtCpu: 1, cpuTimeNs: 0 });
+  }
+  getState() {
+    return Promise.resolve({ state: 1 as const, reason: 0 });
+  }
+  getXmlDesc(): Promise<string> {
+    return Promise.resolve('<domain/>');
+  }
+  create(): Promise<void> {
+    return Promise.resolve();
+  }
+  destroy(): Promise<void> {
+    return Promise.resolve();
+  }
+  undefine(): Promise<void> {
+    return Promise.resolve();
+  }
+  migrateToUri3(): Promise<void> {
+    this.calls.push('migrate');
+    return new Promise((resolve, reject) => {
+      this.endMigration = (err) => (err ? reject(err) : resolve());
+    });
+  }
+  getJobStats(flags = 0): Promise<JobStats> {
+    return Promise.resolve(flags === 1 ? { type: 3, downtime: 42, data_total: 100, data_processed: 100 } : this.stats);
+  }
+  abortJob(): Promise<void> {
+    this.calls.push('abort');
+    if (!this.endMigration) return Promise.reject(new Error('no job'));
+    const err = Object.assign(new Error('operation aborted: migration out job: canceled by client'), { code: 78 });
+    setTimeout(() => this.endMigration?.(err), 5);
+    return Promise.resolve();
+  }
+  migrateSetMaxDowntime(ms: number): Promise<void> {
+    this.calls.push(`downtime ${ms}`);
+    return Promise.resolve();
+  }
+  migrateSetMaxSpeed(mib: number): Promise<void> {
+    this.calls.push(`speed ${mib}`);
+    return Promise.resolve();
+  }
+  migrateStartPostCopy(): Promise<void> {
+    this.calls.push('postcopy');
+    return Promise.resolve();
+  }
+  qemuMonitorCommand(cmd: string): Promise<string> {
+    this.calls.push(`qmp ${cmd}`);
+    return this.failQmp ? Promise.reject(new Error('QMP error')) : Promise.resolve('{"return":{}}');
+  }
+  complete(): void {
+    this.endMigration?.();
+  }
+  fail(message: string): void {
+    this.endMigration?.(new Error(message));
+  }
+}
+
+/** A controller that plays back a script of actions, one list per sample. */
+class ScriptedController implements ControllerPort {
+  seen: MigrationSample[] = [];
+  rejectedActions: Action[] = [];
+  constructor(private readonly script: Action[][], private readonly restore: Action[] = []) {}
+  observe(s: MigrationSample): Action[] {
+    this.seen.push(s);
+    return this.script.shift() ?? [];
+  }
+  rejected(a: Action): void {
+    this.rejectedActions.push(a);
+  }
+  finish(): Action[] {
+    return this.restore;
+  }
+}
+
+const silent = pino({ level: 'silent' });
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+function start(domain: FakeDomain, controller: ControllerPort | null): { m: Migration; states: string[] } {
+  const m = new Migration({
+    migrationId: 'm1',
+    domain,
+    vmUuid: domain.uuid,
+    vmName: domain.name,
+    source: 'a',
+    destination: 'b',
+    dconnuri: 'qemu+unix:///system',
+    params: {},
+    flags: 0,
+    policyName: 'test',
+    controller,
+    intervalMs: 5,
+    sampleTimeoutMs: 1000,
+    logger: silent,
+  });
+  const states: string[] = [];
+  m.on('state', (s: MigrationStatus) => states.push(s.state));
+  m.start();
+  return { m, states };
+}
+
+const throttle = (p: number): Action => ({ type: 'set-throttle', params: { 'cpu-throttle-initial': p }, reason: `to ${p}` });
+
+test('pending until libvirt has a job, running with samples, completed with downtime', async () => {
+  const d = new FakeDomain();
+  const { m, states } = start(d, null);
+  await sleep(30);
+  assert.equal(m.status.state, 'pending', 'no job yet: still pending');
+  d.stats = { type: 1, data_total: 1000, data_remaining: 300, memory_iteration: 2 };
+  await sleep(30);
+  assert.equal(m.status.state, 'running');
+  assert.equal(m.status.progress, 70);
+  d.complete();
+  const final = await m.done;
+  assert.equal(final.state, 'completed');
+  assert.equal(final.progress, 100);
+  assert.equal(final.downtimeMs, 42);
+  assert.deepEqual(states, ['pending', 'running', 'completed']);
+});
+
+test('controller actions are applied in order and recorded with their reasons', async () => {
+  const d = new FakeDomain();
+  d.stats = { type: 1, data_total: 1000, data_remaining: 500 };
+  const c = new ScriptedController([[throttle(60), { type: 'set-downtime', ms: 500, reason: 'stall' }], [{ type: 'set-bandwidth', mibPerSec: 80, reason: 'cap' }]]);
+  const { m } = start(d, c);
+  await sleep(50);
+  d.complete();
+  const final = await m.done;
+  assert.deepEqual(final.actions.map((r) => r.action.type), ['set-throttle', 'set-downtime', 'set-bandwidth']);
+  assert.ok(final.actions.every((r) => r.applied));
+  const applied = d.calls.filter((c) => c !== 'migrate');
+  assert.match(applied[0] ?? '', /^qmp .*migrate-set-parameters.*"cpu-throttle-initial":60/);
+  assert.deepEqual(applied.slice(1), ['downtime 500', 'speed 80']);
+});
+
+test('an action that fails is recorded as not applied and reported back to the controller', async () => {
+  const d = new FakeDomain();
+  d.stats = { type: 1, data_total: 1000, data_remaining: 500 };
+  d.failQmp = true;
+  const c = new ScriptedController([[throttle(50)]]);
+  const { m } = start(d, c);
+  await sleep(40);
+  d.complete();
+  const final = await m.done;
+  assert.equal(final.actions[0]?.applied, false);
+  assert.match(final.actions[0]?.error ?? '', /QMP error/);
+  assert.equal(c.rejectedActions.length, 1);
+});
+
+test('after a failure the controller restores what it changed on the source', async () => {
+  const d = new FakeDomain();
+  d.stats = { type: 1, data_total: 1000, data_remaining: 500 };
+  const c = new ScriptedController([[throttle(70)]], [{ type: 'set-throttle', params: { 'cpu-throttle-initial': 20 }, reason: 'restore' }]);
+  const { m } = start(d, c);
+  await sleep(40);
+  d.fail('unable to connect to destination');
+  const final = await m.done;
+  assert.equal(final.state, 'failed');
+  assert.equal(final.error?.name, 'MIGRATION_FAILED');
+  assert.match(final.error?.message ?? '', /unable to connect/);
+  assert.match(d.calls.at(-1) ?? '', /"cpu-throttle-initial":20/);
+});
+
+test('cancel before libvirt created the job retries the abort until it takes', async () => {
+  const d = new FakeDomain();
+  const { m } = start(d, null);
+  await m.cancel();
+  const final = await m.done;
+  assert.equal(final.state, 'cancelled');
+  assert.ok(d.calls.includes('abort'));
+  await assert.rejects(m.cancel(), { errorName: 'NOT_CANCELLABLE' });
+});
+
+test('an abort decided by the policy ends as failed with ABORTED_BY_POLICY', async () => {
+  const d = new FakeDomain();
+  d.stats = { type: 1, data_total: 1000, data_remaining: 900 };
+  const c = new ScriptedController([[{ type: 'abort', reason: 'completion timeout 120 s' }]]);
+  const { m } = start(d, c);
+  const final = await m.done;
+  assert.equal(final.state, 'failed');
+  assert.equal(final.error?.name, 'ABORTED_BY_POLICY');
+  assert.match(final.error?.message ?? '', /completion timeout/);
+});
