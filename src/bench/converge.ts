@@ -1,13 +1,13 @@
 // Convergence benchmark on the lab (`npm run bench:converge`): for each scenario, side by side in one
 // run, (a) plain pre-copy without auto-converge, (b) QEMU's stock auto-converge (20/10), (c) the agent's
 // controller. Writes bench-out/converge.{md,json} and one SVG chart per scenario.
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { AgentClient } from '../client/client.js';
 import type { MigrateParams } from '../api/params.js';
 import type { MigrationStatus } from '../api/results.js';
 import { defineGuest, destroyGuest, labDown, labUp, readGuestProgress, readGuestStatus, type LabHostInfo } from '../lab/index.js';
-import { chartSvg, type Series } from './chart.js';
+import { charts, report, type Point, type RunResult } from './report.js';
 
 interface Scenario {
   name: string;
@@ -35,33 +35,6 @@ const MODES: Mode[] = [
   { name: 'stock', label: 'stock auto-converge 20/10', params: { policy: 'stock' } },
   { name: 'controller', label: 'vmigrate controller', params: {} },
 ];
-
-interface Point {
-  t: number;
-  throttle: number;
-  remainingMiB: number;
-}
-
-export interface RunResult {
-  scenario: string;
-  mode: Mode['name'];
-  completed: boolean;
-  state: string;
-  seconds: number;
-  iterations: number;
-  peakThrottle: number;
-  throttleSeconds: number;
-  /** guest work done during the migration / work it would have done unthrottled, same duration */
-  guestWork: number;
-  /** the guest's unthrottled dirtying rate measured just before the migration, MiB/s */
-  baselineMiBps: number;
-  /** the same measured again after the migration ended (sanity check of the baseline), MiB/s */
-  afterMiBps: number;
-  downtimeMs: number | null;
-  sentMiB: number;
-  actions: number;
-  timeline: Point[];
-}
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
@@ -122,6 +95,8 @@ async function runOne(a: LabHostInfo, b: LabHostInfo, sc: Scenario, mode: Mode, 
     const where = s.state === 'completed' ? b : a;
     // work over exactly the span between the two readings (the guest runs unthrottled after the end)
     const r1 = await reading(where.libvirtUri, name);
+    const span = (r1.t - r0.t) / 1000;
+    const work = Number(r1.pages - r0.pages) / (rate * span);
     const after = await baselineRate(where.libvirtUri, name, 3000);
     let throttleSeconds = 0;
     for (let i = 1; i < timeline.length; i += 1) {
@@ -137,7 +112,8 @@ async function runOne(a: LabHostInfo, b: LabHostInfo, sc: Scenario, mode: Mode, 
       iterations: s.iteration,
       peakThrottle: Math.max(0, ...timeline.map((p) => p.throttle)),
       throttleSeconds: Number(throttleSeconds.toFixed(1)),
-      guestWork: Number((Number(r1.pages - r0.pages) / (rate * ((r1.t - r0.t) / 1000))).toFixed(3)),
+      guestWork: Number(work.toFixed(3)),
+      workLostSec: Number((span * (1 - work)).toFixed(1)),
       baselineMiBps: Math.round(rate / 256),
       afterMiBps: Math.round(after / 256),
       downtimeMs: s.downtimeMs,
@@ -150,55 +126,40 @@ async function runOne(a: LabHostInfo, b: LabHostInfo, sc: Scenario, mode: Mode, 
   }
 }
 
-function ratio(x: number, y: number): string {
-  return y > 0 ? (x / y).toFixed(2) : 'n/a';
-}
-
-function report(results: RunResult[]): string {
-  const lines = [
-    '| scenario | mode | completed | time (s) | iterations | peak throttle % | throttle·s | guest work | guest MiB/s before / after | downtime (ms) | sent (MiB) |',
-    '| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |',
-  ];
-  for (const r of results) {
-    lines.push(`| ${r.scenario} | ${r.mode} | ${r.completed ? 'yes' : `no (${r.state})`} | ${r.seconds} | ${r.iterations} | ${r.peakThrottle} | ${r.throttleSeconds} | ${(r.guestWork * 100).toFixed(0)} % | ${r.baselineMiBps} / ${r.afterMiBps} | ${r.downtimeMs ?? '-'} | ${r.sentMiB} |`);
-  }
-  lines.push('', 'Controller against stock, per scenario (time ratio, and guest work lost ratio; lower is better):', '');
-  for (const sc of new Set(results.map((r) => r.scenario))) {
-    const st = results.find((r) => r.scenario === sc && r.mode === 'stock');
-    const ct = results.find((r) => r.scenario === sc && r.mode === 'controller');
-    if (!st || !ct) continue;
-    const lostSt = 1 - st.guestWork;
-    const lostCt = 1 - ct.guestWork;
-    lines.push(`- ${sc}: stock ${st.completed ? 'completed' : 'did not complete'}, controller ${ct.completed ? 'completed' : 'did not complete'}; time ${ratio(ct.seconds, st.seconds)}x; work lost ${ratio(lostCt, lostSt)}x (${(lostCt * 100).toFixed(0)} % vs ${(lostSt * 100).toFixed(0)} %)`);
-  }
-  return lines.join('\n');
-}
-
-function charts(results: RunResult[], dir: string): void {
-  for (const sc of new Set(results.map((r) => r.scenario))) {
-    const runs = results.filter((r) => r.scenario === sc && r.mode !== 'none');
-    const color = (m: string): string => (m === 'stock' ? '#d62728' : '#1f77b4');
-    const throttle: Series[] = runs.map((r) => ({ label: r.mode, color: color(r.mode), points: r.timeline.map((p) => [p.t, p.throttle]) }));
-    const remaining: Series[] = runs.map((r) => ({ label: r.mode, color: color(r.mode), points: r.timeline.map((p) => [p.t, p.remainingMiB]) }));
-    writeFileSync(`${dir}/converge-${sc}.svg`, chartSvg(`${sc}: stock auto-converge vs vmigrate controller`, [
-      { title: 'CPU throttle', yLabel: '%', series: throttle },
-      { title: 'data remaining', yLabel: 'MiB', series: remaining },
-    ]));
-  }
-}
-
 async function main(): Promise<void> {
   const { values } = parseArgs({
     options: {
       scenario: { type: 'string', multiple: true },
       limit: { type: 'string', default: '150' },
       out: { type: 'string', default: 'bench-out' },
+      /** only rewrite the report from saved converge.json files (later files replace scenarios) */
+      from: { type: 'string', multiple: true },
     },
   });
-  const wanted = values.scenario ?? SCENARIOS.map((s) => s.name);
-  const scenarios = SCENARIOS.filter((s) => wanted.includes(s.name));
-  const limitS = Number(values.limit);
   mkdirSync(values.out, { recursive: true });
+  const limitS = Number(values.limit);
+  let results: RunResult[] = [];
+  let header: string;
+  if (values.from) {
+    for (const f of values.from) {
+      const more = JSON.parse(readFileSync(f, 'utf8')) as RunResult[];
+      const names = new Set(more.map((r) => r.scenario));
+      results = [...results.filter((r) => !names.has(r.scenario)), ...more];
+    }
+    header = `Merged from ${values.from.length} run(s); the three modes of a scenario always come from one run.`;
+  } else {
+    const wanted = values.scenario ?? SCENARIOS.map((s) => s.name);
+    results = await runAll(SCENARIOS.filter((s) => wanted.includes(s.name)), limitS);
+    header = `Run ${new Date().toISOString()}.`;
+  }
+  const md = `# Convergence benchmark\n\n${header} Lab: two libvirt hosts on one 2-core machine, TCG, 1-vCPU guests. A run not done after ${limitS} s is cancelled.\n\n${report(results)}\n`;
+  writeFileSync(`${values.out}/converge.md`, md);
+  writeFileSync(`${values.out}/converge.json`, JSON.stringify(results, null, 2));
+  charts(results, values.out);
+  console.log(`\n${md}`);
+}
+
+async function runAll(scenarios: Scenario[], limitS: number): Promise<RunResult[]> {
   const lab = await labUp({ agents: true });
   const results: RunResult[] = [];
   try {
@@ -208,18 +169,14 @@ async function main(): Promise<void> {
       for (const mode of MODES) {
         console.log(`-- ${sc.name} / ${mode.label}`);
         const r = await runOne(a, b, sc, mode, limitS);
-        console.log(`   ${r.completed ? 'completed' : r.state} in ${r.seconds} s, ${r.iterations} iterations, peak throttle ${r.peakThrottle} %, guest work ${(r.guestWork * 100).toFixed(0)} %, downtime ${r.downtimeMs ?? '-'} ms`);
+        console.log(`   ${r.completed ? 'completed' : r.state} in ${r.seconds} s, ${r.iterations} iterations, peak throttle ${r.peakThrottle} %, guest work ${(r.guestWork * 100).toFixed(0)} % (${r.workLostSec} s lost), downtime ${r.downtimeMs ?? '-'} ms`);
         results.push(r);
       }
     }
   } finally {
     await labDown();
   }
-  const md = `# Convergence benchmark\n\nRun ${new Date().toISOString()} on the lab (TCG, 1 vCPU guests). Runs of one scenario are side by side in one run; a run not done after ${limitS} s is cancelled.\n\n${report(results)}\n`;
-  writeFileSync(`${values.out}/converge.md`, md);
-  writeFileSync(`${values.out}/converge.json`, JSON.stringify(results, null, 2));
-  charts(results, values.out);
-  console.log(`\n${md}`);
+  return results;
 }
 
 await main();

@@ -108,6 +108,28 @@ describe('live migration on the lab', { skip: isRoot ? false : 'needs root (lab 
     await destroyGuest(B.libvirtUri, name);
   });
 
+  test('a destination given only by its libvirt URI (no agent there to ask) works too', async () => {
+    const name = 'byuri1';
+    await defineGuest({ host: 'a', name, ramMiB: 128, wsMiB: 8, rateMiB: 4 });
+    await call(agent(A), 'VM.migrate', { vmId: name, dst: { libvirtUri: B.libvirtUri } });
+    const final = await followToEnd(A, name, 120_000);
+    assert.equal(final.state, 'completed', JSON.stringify(final.error));
+    await assertOnlyOn(B, A, name);
+    await destroyGuest(B.libvirtUri, name);
+  });
+
+  test('a libvirt failure on the way ends the migration failed, with the VM still on the source', async () => {
+    const name = 'fail1';
+    await defineGuest({ host: 'a', name, ramMiB: 128, wsMiB: 8, rateMiB: 4 });
+    await call(agent(A), 'VM.migrate', { vmId: name, dst: { libvirtUri: 'qemu+unix:///system?socket=/nonexistent/libvirt-sock' } });
+    const final = await followToEnd(A, name, 60_000);
+    assert.equal(final.state, 'failed');
+    assert.equal(final.error?.name, 'MIGRATION_FAILED');
+    assert.match(final.error?.message ?? '', /nonexistent|connect/i);
+    await assertOnlyOn(A, B, name);
+    await destroyGuest(A.libvirtUri, name);
+  });
+
   test('bad requests get stable error codes and leave the VM where it was', async () => {
     const name = 'stay1';
     await defineGuest({ host: 'a', name, ramMiB: 128, wsMiB: 8, rateMiB: 4 });

@@ -332,9 +332,16 @@ describe('operability on the lab', { skip: isRoot ? false : 'needs root (lab hos
       assert.equal(cancelled.state, 'cancelled');
       await assertOnlyOn(A, B, slow);
       // the source releases b's admission once the migration has ended; allow for that round trip
-      const freed = await waitFor(() => rawCall(agent(A), 'VM.migrate', { vmId: second, dst: bLim!.url, bandwidth: 200 }), (r) => !r.error, 5_000, 200)
-        .catch((e: Error) => assert.fail(`slot on b not released after the migration ended: ${e.message}`));
+      let attempts = 0;
+      const t0 = Date.now();
+      const freed = await waitFor(
+        () => (attempts++, rawCall(agent(A), 'VM.migrate', { vmId: second, dst: bLim!.url, bandwidth: 200 })),
+        (r) => !r.error,
+        5_000,
+        100,
+      ).catch((e: Error) => assert.fail(`slot on b not released after the migration ended: ${e.message}`));
       assert.ok(freed.result);
+      t.diagnostic(`b admitted again after ${attempts} attempt(s), ${Date.now() - t0} ms after the cancel returned`);
       const after = await followToEnd(agent(A), second, 120_000);
       assert.equal(after.state, 'completed', JSON.stringify(after.error));
       await assertOnlyOn(B, A, second);

@@ -91,6 +91,12 @@ class ScriptedController implements ControllerPort {
   finish(): Action[] {
     return this.restore;
   }
+  changePolicy(): Action[] {
+    return [];
+  }
+  policy(): { name: string } {
+    return { name: 'scripted' };
+  }
 }
 
 const silent = pino({ level: 'silent' });

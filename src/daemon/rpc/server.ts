@@ -52,6 +52,7 @@ export function startRpcServer(opts: { host: string; port: number; verbs: Verbs;
     const caller: Caller = {
       subscribe: (topics) => subscriptions.set(ws, new Set(topics)),
       unsubscribe: () => subscriptions.delete(ws),
+      onClose: (fn) => ws.once('close', fn),
     };
     ws.on('message', (data) => {
       void server.receiveJSON(String(data), caller).then((response: JSONRPCResponse | JSONRPCResponse[] | null) => {

@@ -4,6 +4,8 @@ import type { VerbName, VerbParams, VerbResult } from '../../api/catalog.js';
 export interface Caller {
   subscribe(topics: string[]): void;
   unsubscribe(): void;
+  /** run fn when this client's connection closes */
+  onClose(fn: () => void): void;
 }
 
 /** A verb receives params already validated against its catalog schema. */

@@ -100,7 +100,7 @@ async function changeParams(ctx: AgentContext, p: VerbParams<'VM.migrateChangePa
     throw new AgentError('NO_MIGRATION', `migration of VM ${migration.status.vmName} already ended (${migration.status.state})`);
   }
   const controller = migration.controller;
-  if (controller) {
+  if (controller?.changePolicy) {
     // Through the controller, so that it steers within the new limits instead of fighting them.
     const overrides: PolicyPatch = {
       ...(p.maxThrottle !== undefined ? { maxThrottle: p.maxThrottle } : {}),
@@ -119,7 +119,7 @@ async function changeParams(ctx: AgentContext, p: VerbParams<'VM.migrateChangePa
       throw err;
     }
     if (p.policy !== undefined || p.maxThrottle !== undefined || p.maxDowntime !== undefined) {
-      migration.status.policy = controller.policy().name;
+      migration.status.policy = controller.policy?.().name ?? migration.status.policy;
     }
     for (const action of actions) await migration.applyExternal(action);
     return migration.snapshot();
@@ -147,11 +147,15 @@ export function vmVerbs(ctx: AgentContext): Verbs {
       return migration.done;
     },
     'VM.migrateChangeParams': (params) => changeParams(ctx, params),
-    'VM.migrationCreate': async (req) => {
+    'VM.migrationCreate': async (req, caller) => {
       const here = await localHost(ctx);
       const conn = await ctx.libvirt.get();
       const running = (await conn.listAllDomains()).some((d) => d.uuid === req.vmUuid && d.active);
-      return ctx.desk.admit(req, here, running);
+      const admission = ctx.desk.admit(req, here, running);
+      // The source agent holds this connection for the whole migration: if it goes away (ended,
+      // crashed), the slot is freed without waiting for VM.migrationEnd.
+      caller.onClose(() => ctx.desk.end(admission.admissionId));
+      return admission;
     },
     'VM.migrationEnd': async (p) => {
       ctx.desk.end(p.admissionId);
