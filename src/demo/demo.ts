@@ -2,7 +2,7 @@
 // the agent from lab host a to lab host b, with live progress, then checked on both hosts.
 import { AgentClient } from '../client/client.js';
 import { followMigration } from '../cli/follow.js';
-import { mibps, seconds, statusLine } from '../cli/format.js';
+import { mibps, seconds } from '../cli/format.js';
 import { defineGuest, labDown, labUp, measureGuestRate, readGuestProgress } from '../lab/index.js';
 
 export interface DemoOptions {
@@ -29,6 +29,8 @@ export async function runDemo(opts: DemoOptions): Promise<boolean> {
     const name = 'demo-guest';
     say(`booting ${name} on host a: ${opts.ramMiB} MiB RAM, dirtying ${opts.wsMiB} MiB at up to ${opts.rateMiB} MiB/s`);
     await defineGuest({ host: 'a', name, ramMiB: opts.ramMiB, wsMiB: opts.wsMiB, rateMiB: opts.rateMiB });
+    // The first pass over fresh guest RAM is slow (the host allocates it): let the guest warm up.
+    await new Promise((r) => setTimeout(r, 3000));
     const rate = await measureGuestRate(a.libvirtUri, name, 2000);
     console.log(`   measured guest dirty rate: ${rate.toFixed(0)} MiB/s, migration link capped at ${opts.bandwidth} MiB/s`);
     console.log(`   the guest dirties memory ${(rate / opts.bandwidth).toFixed(1)}x faster than it can be copied: plain pre-copy cannot converge`);
@@ -39,7 +41,6 @@ export async function runDemo(opts: DemoOptions): Promise<boolean> {
     try {
       const started = await client.migrate({ vmId: name, dst: b.agentUrl, bandwidth: opts.bandwidth, ...(opts.policy ? { policy: opts.policy } : {}) });
       const final = await followMigration(client, started.vmId, started.migrationId, { bar: process.stdout.isTTY === true, quiet: false });
-      console.log(`   ${statusLine(final)}`);
       for (const r of final.actions) console.log(`   action at ${seconds(r.t)}: ${r.action.type} — ${r.action.reason}${r.applied ? '' : ` (failed: ${r.error})`}`);
       ok = final.state === 'completed';
       if (ok) console.log(`   completed in ${seconds(final.elapsedMs)}, ${final.iteration} passes, downtime ${final.downtimeMs} ms, avg ${mibps(final.dataProcessed / (final.elapsedMs / 1000))}`);
