@@ -38,6 +38,10 @@ function ratio(x: number, y: number): string {
 
 export function report(results: RunResult[]): string {
   const lines = [
+    'Guest work = pages the guest wrote between a reading just before the migration and one just after it ended, divided by ' +
+      '(its unthrottled rate measured just before, once it had touched its working set once) x (the time between the readings). ' +
+      'Work lost (s) = that time x (1 - guest work). The rate measured again after the end is shown as a check of the baseline.',
+    '',
     '| scenario | mode | completed | time (s) | iterations | peak throttle % | throttle·s | guest work | work lost (s) | guest MiB/s before / after | downtime (ms) | sent (MiB) |',
     '| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |',
   ];

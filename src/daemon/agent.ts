@@ -6,7 +6,7 @@ import { AdmissionDesk } from '../migration/admission.js';
 import type { DomainEvent } from '../libvirt/types.js';
 import type { AgentContext, AgentSettings, ControllerFactory } from './context.js';
 import { LibvirtLink } from './libvirt-link.js';
-import { startRpcServer, type RpcServer } from './rpc/server.js';
+import { startRpcServer, type RefusedHook, type RpcServer } from './rpc/server.js';
 import { eventVerbs } from './verbs/events.js';
 import { hostVerbs } from './verbs/host.js';
 import { vmVerbs } from './verbs/vm.js';
@@ -19,6 +19,7 @@ export interface AgentOptions {
   controllers: ControllerFactory;
   logger: Logger;
   version: string;
+  onRefused?: RefusedHook;
 }
 
 export interface Agent {
@@ -53,6 +54,7 @@ export async function startAgent(opts: AgentOptions): Promise<Agent> {
     port: opts.listen.port,
     verbs: { ...hostVerbs(context), ...vmVerbs(context), ...eventVerbs() },
     logger: opts.logger,
+    ...(opts.onRefused ? { onRefused: opts.onRefused } : {}),
   });
   manager.on('state', (s) => rpc.notify('migration.state', s));
   manager.on('progress', (s) => rpc.notify('migration.progress', s));

@@ -34,6 +34,7 @@ async function main(): Promise<void> {
   const version = packageVersion();
   const controllers = createControllerFactory(config.defaultPolicy);
 
+  const metrics = createMetrics();
   const agent = await startAgent({
     settings: {
       name: config.name,
@@ -48,8 +49,8 @@ async function main(): Promise<void> {
     controllers,
     logger,
     version,
+    onRefused: (verb, error) => metrics.refused(verb, error),
   });
-  const metrics = createMetrics();
   metrics.attach(agent.context.manager);
   const metricsServer = config.metricsListen ? await metrics.serve(config.metricsListen) : null;
   if (metricsServer) logger.info({ event: 'metrics.listening', url: metricsServer.url }, `metrics on ${metricsServer.url}`);

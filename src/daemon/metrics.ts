@@ -5,34 +5,31 @@ import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { Action } from '../controller/types.js';
+import { ErrorCodes, type ErrorName } from '../api/errors.js';
+import { CATALOG } from '../api/catalog.js';
 import type { ActionRecord, MigrationState, MigrationStatus } from '../migration/status.js';
 
 export const METRIC_PREFIX = 'vmigrate_';
 
 /** Values of the `reason` label on failed/cancelled migrations. */
-export const END_REASONS = [
-  'requested',
-  'controller_abort',
-  'destination_unreachable',
-  'destination_refused',
-  'vm_not_found',
-  'vm_not_running',
-  'libvirt_error',
-  'timeout',
-  'other',
-] as const;
+export const END_REASONS = ['requested', 'controller_abort', 'libvirt_error', 'other'] as const;
 export type EndReason = (typeof END_REASONS)[number];
 
 const ACTION_TYPES: ReadonlyArray<Action['type']> = ['set-throttle', 'set-downtime', 'set-bandwidth', 'postcopy', 'abort'];
 const TERMINAL: ReadonlySet<MigrationState> = new Set(['completed', 'failed', 'cancelled']);
 
+/** Error names a migration can end with, folded into the reason label. */
+const REASON_BY_ERROR: Partial<Record<ErrorName, EndReason>> = {
+  ABORTED_BY_POLICY: 'controller_abort',
+  MIGRATION_FAILED: 'libvirt_error',
+  LIBVIRT_ERROR: 'libvirt_error',
+};
+
 /** Folds a finished migration into one reason: an applied controller abort wins, else the error name. */
 export function endReason(s: MigrationStatus): EndReason {
   if (s.actions.some((a) => a.action.type === 'abort' && a.applied)) return 'controller_abort';
   if (!s.error) return s.state === 'cancelled' ? 'requested' : 'other';
-  const name = s.error.name.toLowerCase();
-  if (name.includes('timeout') || name.includes('timed_out')) return 'timeout';
-  return (END_REASONS as readonly string[]).includes(name) ? (name as EndReason) : 'other';
+  return REASON_BY_ERROR[s.error.name as ErrorName] ?? 'other';
 }
 
 /** The slice of the migration manager (an EventEmitter of MigrationEventMap) that metrics listen to. */
@@ -56,6 +53,8 @@ export interface AgentMetrics {
   readonly registry: Registry;
   /** Subscribes to the manager's events; returns a function that unsubscribes. */
   attach(manager: MigrationEventSource): () => void;
+  /** A request was refused with one of the agent's errors (before any migration existed). */
+  refused(verb: string, error: ErrorName): void;
   /** Text exposition format, as served on /metrics. */
   render(): Promise<string>;
   /** HTTP server answering GET /metrics, 404 otherwise. port 0 picks a free port. */
@@ -80,6 +79,13 @@ export function createMetrics(): AgentMetrics {
   const iteration = vmGauge('migration_iteration', 'Current memory pass of the running migration.');
   const progress = vmGauge('migration_progress_ratio', 'Progress of the running migration (0-1).');
   const running = new Gauge({ name: `${p}migrations_running`, help: 'Outgoing migrations in progress.', registers });
+  // Bounded: verbs come from the catalog, errors from the fixed list of error names.
+  const refusedRequests = new Counter({
+    name: `${p}requests_refused_total`,
+    help: 'JSON-RPC requests refused with an agent error, by verb and error name.',
+    labelNames: ['verb', 'error'],
+    registers,
+  });
 
   const actions = new Counter({
     name: `${p}controller_actions_total`,
@@ -207,6 +213,9 @@ export function createMetrics(): AgentMetrics {
         manager.off('progress', onProgress);
         manager.off('action', onAction);
       };
+    },
+    refused(verb, error) {
+      if (verb in CATALOG && error in ErrorCodes) refusedRequests.inc({ verb, error });
     },
     render: () => registry.metrics(),
     serve: (opts) => serveRegistry(registry, opts),

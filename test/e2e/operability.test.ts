@@ -5,6 +5,7 @@
 // $VMIGRATE_OPS_LAB_DIR (default /tmp/vmigrate-lab-ops), $VMIGRATE_OPS_PORT_BASE (default 47100).
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { after, before, describe, test } from 'node:test';
 import { AgentClient, type MigrationStatus, type Notification } from 'vmigrate/client';
 import { defineGuest, destroyGuest, labDown, labUp, listDomains, readGuestProgress, type LabHostInfo } from '../../src/lab/index.js';
@@ -155,11 +156,40 @@ describe('operability on the lab', { skip: isRoot ? false : 'needs root (lab hos
       assert.ok(final.actions.length > 0, 'controller took actions');
       await prom.waitFor(`sum(vmigrate_controller_actions_total{instance="${instA}"})`, (r) => (r[0]?.value ?? 0) >= actions0 + final.actions.length, 15_000);
       assert.equal(await value(`sum(vmigrate_controller_action_failures_total{instance="${instA}"})`), 0);
+      // the PromQL examples of docs/operations.md run, and the look-back one sees this migration
+      const doc = readFileSync(new URL('../../../docs/operations.md', import.meta.url), 'utf8');
+      const block = /```promql\n([\s\S]*?)```/.exec(doc)?.[1] ?? assert.fail('no promql block in docs/operations.md');
+      const exprs = block.split('\n').map((l) => l.replace(/\s+#.*$/, '').trim()).filter(Boolean);
+      assert.ok(exprs.length >= 3);
+      for (const e of exprs) await prom.query(e.replaceAll('"web1"', `"${vm}"`));
+      const lookBack = await prom.query(exprs[0]!.replaceAll('"web1"', `"${vm}"`));
+      assert.ok((lookBack[0]?.value ?? 0) > 0, `${exprs[0]} finds the ended migration`);
+      // a migration that libvirt fails is counted as failed, with its duration
+      const failedBefore = await prom.query(`vmigrate_migrations_failed_total{instance="${instA}"}`);
+      const failedDur0 = await value(`vmigrate_migration_duration_seconds_count{instance="${instA}",outcome="failed"}`);
+      await guest(`${vm}-fail`, 128, 8, 4);
+      await call(agent(A), 'VM.migrate', { vmId: `${vm}-fail`, dst: { libvirtUri: 'qemu+unix:///system?socket=/nonexistent' } });
+      const failed = await followToEnd(agent(A), `${vm}-fail`, 60_000);
+      assert.equal(failed.state, 'failed');
+      await prom.waitFor(`sum(vmigrate_migrations_failed_total{instance="${instA}"})`, (r) => r[0]?.value === failedBefore.reduce((n, x) => n + x.value, 0) + 1, 15_000);
+      await prom.waitFor(`vmigrate_migration_duration_seconds_count{instance="${instA}",outcome="failed"}`, (r) => r[0]?.value === failedDur0 + 1, 15_000);
+      const byReason = (await prom.query(`vmigrate_migrations_failed_total{instance="${instA}"} > 0`)).map((x) => `${x.metric.reason}=${x.value}`);
+      assert.deepEqual(byReason, ['libvirt_error=1'], 'a libvirt failure is counted under libvirt_error');
+      // a request refused up front is not a migration: no counter moves
+      const started0 = await value(`vmigrate_migrations_started_total{instance="${instA}"}`);
+      const refused = await callError(agent(A), 'VM.migrate', { vmId: `${vm}-fail`, dst: 'ws://127.0.0.1:9' });
+      assert.equal(refused.data?.name, 'DESTINATION_UNREACHABLE');
+      await sleep(2_500);
+      assert.equal(await value(`vmigrate_migrations_started_total{instance="${instA}"}`), started0);
+      assert.equal(await value(`sum(vmigrate_migrations_failed_total{instance="${instA}"})`), 1, 'a refusal is not a failed migration');
+      await prom.waitFor(`vmigrate_requests_refused_total{instance="${instA}",verb="VM.migrate",error="DESTINATION_UNREACHABLE"}`, (r) => r[0]?.value === 1, 15_000);
+      await cleanupGuest(`${vm}-fail`);
       // nothing counts as an outgoing migration on the destination
       assert.equal(await value(`vmigrate_migrations_started_total{instance="${new URL(B.metricsUrl!).host}"}`), 0);
     } finally {
       await prom.stop();
       await cleanupGuest(vm);
+      await cleanupGuest(`${vm}-fail`);
     }
   });
 
@@ -246,6 +276,16 @@ describe('operability on the lab', { skip: isRoot ? false : 'needs root (lab hos
       assert.equal(failed.state, 'failed');
       assert.equal(failed.error?.name, 'MIGRATION_FAILED');
       assert.ok(await domainRunning(A.libvirtUri, bad), 'failed migration leaves the VM running on a');
+
+      // a request refused up front is logged as rpc.refused at info
+      const refused = await callError(daemon.url, 'VM.migrate', { vmId: bad, dst: 'ws://127.0.0.1:9' });
+      assert.equal(refused.data?.name, 'DESTINATION_UNREACHABLE');
+      const [refusal] = await jd.waitFor([...unit, 'EVENT=rpc.refused', 'ERROR=DESTINATION_UNREACHABLE'], 1);
+      assert.ok(refusal, 'rpc.refused in the journal');
+      assert.equal(refusal.PRIORITY, '6');
+      assert.equal(refusal.METHOD, 'VM.migrate');
+      assert.equal(refusal.CODE, '1004');
+      t.diagnostic(`rpc.refused carries VM_NAME: ${refusal.VM_NAME ?? '(none)'}`);
 
       const ok = await call<{ migrationId: string; vmId: string }>(daemon.url, 'VM.migrate', { vmId: good, dst: agent(B) });
       const done = await followToEnd(daemon.url, good, 120_000);

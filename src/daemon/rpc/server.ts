@@ -4,7 +4,7 @@ import { JSONRPCErrorException, JSONRPCServer, type JSONRPCResponse } from 'json
 import type { Logger } from 'pino';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { CATALOG, type VerbName } from '../../api/catalog.js';
-import { AgentError } from '../../api/errors.js';
+import { AgentError, type ErrorName } from '../../api/errors.js';
 import { parseParams } from '../../api/validate.js';
 import type { Caller, Verbs } from '../verbs/types.js';
 
@@ -15,16 +15,25 @@ export interface RpcServer {
   close(): Promise<void>;
 }
 
-function toRpcError(err: unknown, log: Logger, method: string): JSONRPCErrorException {
+// Refusals that tell an operator something about the hosts (limits, unreachable peers, libvirt)
+// are warnings; a client's own mistake (bad params, unknown VM) is only information.
+const OPERATOR_RELEVANT: ReadonlySet<ErrorName> = new Set(['TOO_MANY_MIGRATIONS', 'DESTINATION_UNREACHABLE', 'DESTINATION_REFUSED', 'LIBVIRT_ERROR']);
+
+function toRpcError(err: unknown, log: Logger, method: string, params: unknown, onRefused?: RefusedHook): JSONRPCErrorException {
   if (err instanceof AgentError) {
-    log.info({ event: 'rpc.refused', method, code: err.code, error: err.errorName, err: err.message }, `${method} refused: ${err.message}`);
+    const vmId = (params as { vmId?: unknown } | null)?.vmId;
+    const level = OPERATOR_RELEVANT.has(err.errorName) ? 'warn' : 'info';
+    log[level]({ event: 'rpc.refused', method, code: err.code, error: err.errorName, ...(typeof vmId === 'string' ? { vmId } : {}), err: err.message }, `${method} refused: ${err.message}`);
+    onRefused?.(method, err.errorName);
     return new JSONRPCErrorException(err.message, err.code, { name: err.errorName, ...err.details });
   }
   log.error({ event: 'rpc.internal_error', method, err: err instanceof Error ? err.stack : String(err) }, 'verb failed unexpectedly');
   return new JSONRPCErrorException(`internal error in ${method}: ${err instanceof Error ? err.message : String(err)}`, -32603, { name: 'INTERNAL_ERROR' });
 }
 
-function buildServer(verbs: Verbs, log: Logger): JSONRPCServer<Caller> {
+export type RefusedHook = (verb: string, error: ErrorName) => void;
+
+function buildServer(verbs: Verbs, log: Logger, onRefused?: RefusedHook): JSONRPCServer<Caller> {
   // errorListener: the library would print every refused request to stderr; we log them ourselves.
   const server = new JSONRPCServer<Caller>({ errorListener: () => {} });
   for (const name of Object.keys(verbs) as VerbName[]) {
@@ -35,16 +44,16 @@ function buildServer(verbs: Verbs, log: Logger): JSONRPCServer<Caller> {
       try {
         return await impl(parseParams(CATALOG[name].params, params ?? {}, name), caller);
       } catch (err) {
-        throw toRpcError(err, log, name);
+        throw toRpcError(err, log, name, params, onRefused);
       }
     });
   }
   return server;
 }
 
-export function startRpcServer(opts: { host: string; port: number; verbs: Verbs; logger: Logger }): Promise<RpcServer> {
+export function startRpcServer(opts: { host: string; port: number; verbs: Verbs; logger: Logger; onRefused?: RefusedHook }): Promise<RpcServer> {
   const log = opts.logger;
-  const server = buildServer(opts.verbs, log);
+  const server = buildServer(opts.verbs, log, opts.onRefused);
   const subscriptions = new Map<WebSocket, Set<string>>();
   const wss = new WebSocketServer({ host: opts.host, port: opts.port, maxPayload: 1 << 20 });
 
