@@ -117,6 +117,7 @@ async function runOne(a: LabHostInfo, b: LabHostInfo, sc: Scenario, mode: Mode, 
       baselineMiBps: Math.round(rate / 256),
       afterMiBps: Math.round(after / 256),
       downtimeMs: s.downtimeMs,
+      ...(s.error ? { error: `${s.error.name}: ${s.error.message}` } : {}),
       sentMiB: Math.round(s.dataProcessed / 1048576),
       actions: s.actions.length,
       timeline,
@@ -168,7 +169,14 @@ async function runAll(scenarios: Scenario[], limitS: number): Promise<RunResult[
     for (const sc of scenarios) {
       for (const mode of MODES) {
         console.log(`-- ${sc.name} / ${mode.label}`);
-        const r = await runOne(a, b, sc, mode, limitS);
+        let r = await runOne(a, b, sc, mode, limitS);
+        // a failure before the first pass is the lab, not the mode (e.g. another lab on this machine
+        // holding the incoming migration port): run it again
+        for (let retry = 0; retry < 2 && r.state === 'failed' && r.iterations === 0; retry += 1) {
+          console.log(`   failed before the first pass (${r.error ?? 'no error'}); again`);
+          await sleep(5000);
+          r = await runOne(a, b, sc, mode, limitS);
+        }
         console.log(`   ${r.completed ? 'completed' : r.state} in ${r.seconds} s, ${r.iterations} iterations, peak throttle ${r.peakThrottle} %, guest work ${(r.guestWork * 100).toFixed(0)} % (${r.workLostSec} s lost), downtime ${r.downtimeMs ?? '-'} ms`);
         results.push(r);
       }

@@ -188,6 +188,42 @@ describe('convergence controller on real QEMU', { skip: isRoot ? false : 'needs 
     await destroyGuest(B.libvirtUri, name);
   });
 
+  test('VM.migrateChangeParams goes through the controller: a lowered ceiling holds', async () => {
+    const name = 'ctl-change';
+    const ceiling = 40;
+    await defineGuest({ dir, host: 'a', name, ...HOT });
+    await sleep(2000);
+    const watch = await ProgressWatch.open(agent(A), name);
+    try {
+      await call(agent(A), 'VM.migrate', { vmId: name, dst: agent(B), bandwidth: LINK, postcopy: false });
+      await waitFor(() => status(name), (s) => s.state === 'running' && s.iteration >= 1, 60_000);
+      const changed = await call<Status>(agent(A), 'VM.migrateChangeParams', { vmId: name, maxThrottle: ceiling });
+      assert.equal(changed.policy, 'minimal-downtime+custom');
+      const from = changed.actions.length;
+      // the controller steers within the new ceiling: wait until the throttle is in force, then stop
+      const throttled = await waitFor(() => status(name), (s) => s.throttlePercent > 0 || ENDED.includes(s.state), 120_000);
+      assert.equal(throttled.state, 'running');
+      await call<Status>(agent(A), 'VM.migrateCancel', { vmId: name });
+      const final = await status(name);
+      assert.equal(final.state, 'cancelled');
+      const guard = final.actions[from];
+      assert.equal(guard?.action.type, 'set-throttle');
+      assert.equal(guard?.action.params?.['max-cpu-throttle'], ceiling, guard?.action.reason);
+      assert.match(guard?.action.reason ?? '', /policy changed/);
+      for (const { action } of final.actions.slice(from)) {
+        for (const key of ['max-cpu-throttle', 'cpu-throttle-initial'] as const) {
+          const v = action.params?.[key];
+          if (v !== undefined) assert.ok((v as number) <= ceiling, `${key}=${v} after the change: ${action.reason}`);
+        }
+      }
+      for (const s of watch.samples) assert.ok(s.throttlePercent <= ceiling, `sample throttle ${s.throttlePercent} % > ${ceiling} %`);
+    } finally {
+      watch.close();
+    }
+    await assertRunsOnlyOn(A, B, name);
+    await destroyGuest(A.libvirtUri, name);
+  });
+
   test('abort at the completion timeout leaves the guest running on the source', async () => {
     const name = 'ctl-abort';
     await defineGuest({ dir, host: 'a', name, ...HOT });

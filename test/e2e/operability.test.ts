@@ -277,15 +277,20 @@ describe('operability on the lab', { skip: isRoot ? false : 'needs root (lab hos
       assert.equal(failed.error?.name, 'MIGRATION_FAILED');
       assert.ok(await domainRunning(A.libvirtUri, bad), 'failed migration leaves the VM running on a');
 
-      // a request refused up front is logged as rpc.refused at info
+      // a request refused for a host-side reason is an rpc.refused warning naming the VM asked for
       const refused = await callError(daemon.url, 'VM.migrate', { vmId: bad, dst: 'ws://127.0.0.1:9' });
       assert.equal(refused.data?.name, 'DESTINATION_UNREACHABLE');
       const [refusal] = await jd.waitFor([...unit, 'EVENT=rpc.refused', 'ERROR=DESTINATION_UNREACHABLE'], 1);
       assert.ok(refusal, 'rpc.refused in the journal');
-      assert.equal(refusal.PRIORITY, '6');
+      assert.equal(refusal.PRIORITY, '4');
       assert.equal(refusal.METHOD, 'VM.migrate');
       assert.equal(refusal.CODE, '1004');
-      t.diagnostic(`rpc.refused carries VM_NAME: ${refusal.VM_NAME ?? '(none)'}`);
+      assert.equal(refusal.VM_ID, bad);
+      // a client's own mistake stays at info
+      const unknown = await callError(daemon.url, 'VM.migrate', { vmId: 'no-such-vm', dst: agent(B) });
+      assert.equal(unknown.data?.name, 'VM_NOT_FOUND');
+      const [mistake] = await jd.waitFor([...unit, 'EVENT=rpc.refused', 'ERROR=VM_NOT_FOUND'], 1);
+      assert.equal(mistake?.PRIORITY, '6');
 
       const ok = await call<{ migrationId: string; vmId: string }>(daemon.url, 'VM.migrate', { vmId: good, dst: agent(B) });
       const done = await followToEnd(daemon.url, good, 120_000);
