@@ -35,7 +35,8 @@ export interface RunResult {
 }
 
 function ratio(x: number, y: number): string {
-  return y > 0 ? (x / y).toFixed(2) : 'n/a';
+  if (y > 0) return `${(x / y).toFixed(2)}x`;
+  return x === 0 ? 'same' : 'n/a';
 }
 
 export function report(results: RunResult[]): string {
@@ -57,7 +58,7 @@ export function report(results: RunResult[]): string {
     if (!st || !ct) continue;
     const lostSt = Math.max(0, st.workLostSec);
     const lostCt = Math.max(0, ct.workLostSec);
-    lines.push(`- ${sc}: stock ${st.completed ? 'completed' : 'did not complete'}, controller ${ct.completed ? 'completed' : 'did not complete'}; time ${ratio(ct.seconds, st.seconds)}x (${ct.seconds} s vs ${st.seconds} s); work lost ${ratio(lostCt, lostSt)}x (${lostCt} s vs ${lostSt} s)`);
+    lines.push(`- ${sc}: stock ${st.completed ? 'completed' : 'did not complete'}, controller ${ct.completed ? 'completed' : 'did not complete'}; time ${ratio(ct.seconds, st.seconds)} (${ct.seconds} s vs ${st.seconds} s); work lost ${ratio(lostCt, lostSt)} (${lostCt} s vs ${lostSt} s)`);
   }
   return lines.join('\n');
 }

@@ -3,11 +3,11 @@
 // close to 1 - p/100, a little lower at the top. Shared by the controller (to predict dirtying under
 // throttle) and the simulator (to model it).
 //
-// Calibrated on real QEMU 7.2 (docs/bench/): the earlier curve (lab notes: 40 % -> 0.45,
-// 60 % -> 0.32) predicted that a 100 MiB/s guest converges at 50 % over a 50 MiB/s link; on the lab it
-// stalled there and went to post-copy, as this curve predicts. With it the simulator also matches the
-// real stock auto-converge runs (moderate: 27.5 s / peak 70 % simulated vs 28.2 s / 70 % measured;
-// the old curve gave 22 s / 50 %). At 88 % the heavy guest dirtied 0.12 of its rate on the lab.
+// Calibrated on real QEMU 7.2 (docs/bench/, test/e2e/controller.test.ts). The earlier curve (lab notes:
+// 40 % -> 0.45, 60 % -> 0.32) predicted that a 100 MiB/s guest converges at 50 % over a 50 MiB/s link;
+// on the lab it stalled there and went to post-copy, as this curve predicts. With it the simulator
+// matches the lab's stock auto-converge runs: moderate 27.5 s / peak 70 % (lab 28.6 s / 70 %; old
+// curve 22 s / 50 %), heavy 89 s / guest work 54 % (lab 87.3 s / 57 %; old curve 48 %).
 
 /** [throttle %, share of unthrottled guest progress]; linear in between. */
 export const SPEED_CURVE: ReadonlyArray<readonly [number, number]> = [
