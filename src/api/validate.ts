@@ -1,5 +1,6 @@
 import type { z } from 'zod';
 import { AgentError } from './errors.js';
+import { valueAt } from '../common/value-at.js';
 
 function describe(value: unknown): string {
   if (value === undefined) return 'nothing';
@@ -7,14 +8,6 @@ function describe(value: unknown): string {
   return text.length > 60 ? `${text.slice(0, 57)}...` : text;
 }
 
-function valueAt(input: unknown, path: readonly PropertyKey[]): unknown {
-  let cur: unknown = input;
-  for (const key of path) {
-    if (cur === null || typeof cur !== 'object') return undefined;
-    cur = (cur as Record<PropertyKey, unknown>)[key];
-  }
-  return cur;
-}
 
 /** Validate a verb's params; on failure throw INVALID_PARAMS naming each bad field and what it got. */
 export function parseParams<S extends z.ZodType>(schema: S, params: unknown, verb: string): z.output<S> {

@@ -3,6 +3,7 @@
 // and when to give up (completion timeout, proportional to guest RAM like Nova's
 // live_migration_completion_timeout, but with shorter defaults).
 import { z } from 'zod';
+import { valueAt } from '../common/value-at.js';
 
 export const PolicySchema = z
   .strictObject({
@@ -120,14 +121,6 @@ function unknownName(path: string, value: unknown): PolicyError {
   ]);
 }
 
-function valueAt(obj: unknown, path: readonly PropertyKey[]): unknown {
-  let v: unknown = obj;
-  for (const k of path) {
-    if (v === null || typeof v !== 'object') return undefined;
-    v = (v as Record<PropertyKey, unknown>)[k];
-  }
-  return v;
-}
 
 /** A built-in policy by name (a fresh copy). */
 export function builtinPolicy(name: PolicyName): Policy {

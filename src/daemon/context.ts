@@ -2,6 +2,7 @@ import type { Logger } from 'pino';
 import type { MigrationManager } from '../migration/manager.js';
 import type { AdmissionDesk } from '../migration/admission.js';
 import type { ControllerPort } from '../migration/controller-port.js';
+import type { Action } from '../controller/types.js';
 import type { LibvirtLink } from './libvirt-link.js';
 
 /** Settings the verbs need; a subset of the daemon's configuration. */
@@ -33,6 +34,14 @@ export interface ResolvedPolicy {
   policy: unknown;
 }
 
+/** A change of a running migration's policy: a new policy (name or object) and/or single limits. */
+export interface PolicyChange {
+  policy?: unknown;
+  maxThrottle?: number;
+  downtimeMs?: number;
+  bandwidthMiBps?: number;
+}
+
 /** Builds a controller for the policy given with VM.migrate (a name, an object, or none). */
 export interface ControllerFactory {
   names(): string[];
@@ -40,6 +49,8 @@ export interface ControllerFactory {
   resolve(input: unknown): ResolvedPolicy;
   /** null: the policy wants QEMU's stock behaviour, nothing steered */
   create(policy: ResolvedPolicy, ctx: ControllerContext): ControllerPort | null;
+  /** steer a running controller by a new policy; throws AgentError INVALID_POLICY */
+  change(controller: ControllerPort, change: PolicyChange): { actions: Action[]; policyName: string };
 }
 
 export interface AgentContext {

@@ -1,19 +1,22 @@
 // Binds the pure convergence controller (src/controller/) to the daemon: policy validation with
 // the agent's error codes, and one controller per migration.
 import { AgentError } from '../api/errors.js';
-import { createController, POLICY_NAMES, PolicyError, resolvePolicy, type Policy } from '../controller/index.js';
-import type { ControllerFactory, ResolvedPolicy } from './context.js';
+import { createController, POLICY_NAMES, PolicyError, resolvePolicy, type Policy, type PolicyPatch } from '../controller/index.js';
+import type { ControllerFactory, PolicyChange, ResolvedPolicy } from './context.js';
+
+function asAgentError(err: unknown): unknown {
+  return err instanceof PolicyError ? new AgentError('INVALID_POLICY', err.message, { issues: err.issues }) : err;
+}
 
 export function createControllerFactory(defaultPolicy: unknown): ControllerFactory {
-  return {
+  const factory: ControllerFactory = {
     names: () => [...POLICY_NAMES],
     resolve(input): ResolvedPolicy {
       let policy: Policy;
       try {
         policy = resolvePolicy(input ?? defaultPolicy);
       } catch (err) {
-        if (err instanceof PolicyError) throw new AgentError('INVALID_POLICY', err.message, { issues: err.issues });
-        throw err;
+        throw asAgentError(err);
       }
       return { name: policy.name, allowPostcopy: policy.allowPostcopy, policy };
     },
@@ -36,5 +39,24 @@ export function createControllerFactory(defaultPolicy: unknown): ControllerFacto
         original,
       });
     },
+    change(controller, change: PolicyChange) {
+      const overrides: PolicyPatch = {
+        ...(change.maxThrottle !== undefined ? { maxThrottle: change.maxThrottle } : {}),
+        ...(change.downtimeMs !== undefined ? { downtimeMs: change.downtimeMs } : {}),
+        ...(change.bandwidthMiBps !== undefined ? { bandwidthMiBps: change.bandwidthMiBps } : {}),
+      };
+      let patch: PolicyPatch = overrides;
+      if (change.policy !== undefined) {
+        const whole = factory.resolve(change.policy).policy as Policy;
+        const custom = Object.keys(overrides).length > 0 && !whole.name.endsWith('+custom');
+        patch = { ...whole, ...overrides, ...(custom ? { name: `${whole.name}+custom` } : {}) };
+      }
+      try {
+        return { actions: controller.changePolicy(patch), policyName: controller.policy().name };
+      } catch (err) {
+        throw asAgentError(err);
+      }
+    },
   };
+  return factory;
 }

@@ -85,8 +85,9 @@ export function hostPlan(dir: string, name: HostName, base: number): HostPlan {
     metricsPort: base + 101 + i,
     // 127.0.0.1 is refused by libvirt as "the local machine"; other 127/8 addresses route via lo.
     migrationAddress: `127.0.0.${10 + i}`,
-    migrationPortMin: 49152 + i * 32,
-    migrationPortMax: 49152 + i * 32 + 31,
+    // Derived from the port base so that labs with different bases never compete for ports.
+    migrationPortMin: base + 500 + i * 32,
+    migrationPortMax: base + 500 + i * 32 + 31,
     libvirtdLog: join(hdir, 'libvirtd.log'),
     agentLog: join(hdir, 'agent.log'),
   };

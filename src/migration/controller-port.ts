@@ -8,10 +8,10 @@ export interface ControllerPort {
   /** the runner could not apply this action: the controller rolls back its beliefs */
   rejected(action: Action): void;
   /** switch policy mid-flight (a whole policy, or fields over the current one); throws PolicyError;
-   *  returns the actions to apply now. Optional so that scripted test controllers need not have it. */
-  changePolicy?(next: PolicyPatch): Action[];
+   *  returns the actions to apply now. */
+  changePolicy(next: PolicyPatch): Action[];
   /** the policy in force */
-  policy?(): { readonly name: string };
+  policy(): { readonly name: string };
   /** actions that put back every parameter the controller changed */
   finish(): Action[];
 }

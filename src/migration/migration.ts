@@ -137,6 +137,10 @@ export class Migration extends EventEmitter<MigrationEventMap> {
     return this.plan.controller;
   }
 
+  setPolicyName(name: string): void {
+    this.status.policy = name;
+  }
+
   /** Apply an action that came from outside the controller (VM.migrateChangeParams). */
   applyExternal(action: Action): Promise<void> {
     return this.runAction(action);

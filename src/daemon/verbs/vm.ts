@@ -2,7 +2,6 @@
 // destination-side migrationCreate / migrationEnd.
 import { randomUUID } from 'node:crypto';
 import { AgentError } from '../../api/errors.js';
-import { PolicyError, type Policy, type PolicyPatch } from '../../controller/policy.js';
 import type { VerbParams } from '../../api/catalog.js';
 import type { MigrateResult, MigrationStatus, VmSummary } from '../../api/results.js';
 import { DomainState, type DomainStateCode } from '../../libvirt/types.js';
@@ -99,35 +98,23 @@ async function changeParams(ctx: AgentContext, p: VerbParams<'VM.migrateChangePa
   if (!migration.active) {
     throw new AgentError('NO_MIGRATION', `migration of VM ${migration.status.vmName} already ended (${migration.status.state})`);
   }
+  const why = 'VM.migrateChangeParams';
   const controller = migration.controller;
-  if (controller?.changePolicy) {
+  if (controller) {
     // Through the controller, so that it steers within the new limits instead of fighting them.
-    const overrides: PolicyPatch = {
+    const { actions, policyName } = ctx.controllers.change(controller, {
+      policy: p.policy,
       ...(p.maxThrottle !== undefined ? { maxThrottle: p.maxThrottle } : {}),
       ...(p.maxDowntime !== undefined ? { downtimeMs: p.maxDowntime } : {}),
       ...(p.bandwidth !== undefined ? { bandwidthMiBps: p.bandwidth } : {}),
-    };
-    const whole = p.policy !== undefined ? (ctx.controllers.resolve(p.policy).policy as Policy) : undefined;
-    const patch: PolicyPatch = whole
-      ? { ...whole, ...overrides, ...(Object.keys(overrides).length > 0 && !whole.name.endsWith('+custom') ? { name: `${whole.name}+custom` } : {}) }
-      : overrides;
-    let actions;
-    try {
-      actions = controller.changePolicy(patch);
-    } catch (err) {
-      if (err instanceof PolicyError) throw new AgentError('INVALID_POLICY', err.message, { issues: err.issues });
-      throw err;
-    }
-    if (p.policy !== undefined || p.maxThrottle !== undefined || p.maxDowntime !== undefined) {
-      migration.status.policy = controller.policy?.().name ?? migration.status.policy;
-    }
-    for (const action of actions) await migration.applyExternal(action);
+    });
+    migration.setPolicyName(policyName);
+    for (const action of actions) await migration.applyExternal({ ...action, reason: `${why}: ${action.reason}` });
     return migration.snapshot();
   }
   if (p.policy !== undefined) {
     throw new AgentError('INVALID_POLICY', `migration of VM ${migration.status.vmName} runs without a controller (policy ${migration.status.policy}); its policy cannot change mid-flight`);
   }
-  const why = 'requested with VM.migrateChangeParams';
   if (p.bandwidth !== undefined) await migration.applyExternal({ type: 'set-bandwidth', mibPerSec: p.bandwidth, reason: why });
   if (p.maxDowntime !== undefined) await migration.applyExternal({ type: 'set-downtime', ms: p.maxDowntime, reason: why });
   if (p.maxThrottle !== undefined) {
