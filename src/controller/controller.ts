@@ -15,6 +15,7 @@
  * ("stock") makes it a no-op.
  */
 import type { MigrationSample } from '../migration/sample.js';
+import { JobType } from '../libvirt/types.js';
 import type { Action, ThrottleParams } from './types.js';
 import { patchPolicy, type Policy, type PolicyPatch } from './policy.js';
 import { estimateDirty, median, passRatio, passStartBytes, payloadRate } from './estimate.js';
@@ -25,9 +26,6 @@ import { completionTimeoutMs, downtimeSchedule, escalate } from './escalate.js';
 const MiB = 1024 * 1024;
 /** libvirt's "unlimited" migration bandwidth, MiB/s */
 export const UNLIMITED_BANDWIDTH_MIBPS = 8796093022207;
-const JOB_COMPLETED = 3;
-const JOB_FAILED = 4;
-const JOB_CANCELLED = 5;
 const RATE_WINDOW = 8;
 const HISTORY = 32;
 const TRANSFER_STALL_MS = 10_000;
@@ -381,11 +379,11 @@ export function createController(initialPolicy: Policy, ctx: ControllerContext):
       if (!policy.steer || st.phase === 'aborted' || st.phase === 'completed') return [];
       const out: Action[] = [];
       if (!prev) start(out);
-      if (s.jobType === JOB_COMPLETED) {
+      if (s.jobType === JobType.COMPLETED) {
         st.phase = 'completed';
         return out;
       }
-      if (s.jobType === JOB_FAILED || s.jobType === JOB_CANCELLED) {
+      if (s.jobType === JobType.FAILED || s.jobType === JobType.CANCELLED) {
         st.phase = 'aborted';
         return out;
       }

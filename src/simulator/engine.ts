@@ -18,15 +18,12 @@ import type { Action } from '../controller/types.js';
 import { speedShare } from '../controller/curve.js';
 import { evaluateTrigger, type ThrottleKnobs, type TriggerState } from './qemu-throttle.js';
 import type { Scenario } from './scenario.js';
+import { JobType } from '../libvirt/types.js';
 
 const MiB = 1024 * 1024;
 const PAGE = 4096;
 /** bytes on the wire per zero page (header only) */
 const ZERO_PAGE_WIRE = 9;
-/** libvirt job types */
-const JOB_UNBOUNDED = 2;
-const JOB_COMPLETED = 3;
-const JOB_CANCELLED = 5;
 
 export interface EngineOptions {
   /** QEMU's auto-converge capability */
@@ -219,7 +216,7 @@ export function createSimulation(scn: Scenario, opts: EngineOptions): Simulation
     const remaining = phase === 'postcopy' ? postcopyLeft : phase === 'precopy' ? zeroLeft + normalLeft : 0;
     const s: MigrationSample = {
       t: Math.round(t * 1000),
-      jobType: phase === 'done' ? JOB_COMPLETED : phase === 'aborted' ? JOB_CANCELLED : JOB_UNBOUNDED,
+      jobType: phase === 'done' ? JobType.COMPLETED : phase === 'aborted' ? JobType.CANCELLED : JobType.UNBOUNDED,
       iteration,
       dataTotal: ram,
       dataProcessed: Math.round(transferred),
