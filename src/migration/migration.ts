@@ -99,7 +99,15 @@ export class Migration extends EventEmitter<MigrationEventMap> {
         () => this.finish('completed', null),
         (err: unknown) => this.finishWithError(err),
       )
-      .catch((err: unknown) => this.log.error({ event: 'migration.internal_error', err: String(err) }, 'internal error'));
+      .catch((err: unknown) => {
+        // A bug in the bookkeeping above must not leave the migration "running" for ever.
+        this.log.error({ event: 'migration.internal_error', err: String(err) }, 'internal error');
+        if (!this.active) return;
+        this.status.error = { code: ErrorCodes.MIGRATION_FAILED, name: 'MIGRATION_FAILED', message: `internal error: ${String(err)}` };
+        this.status.endedAt = new Date().toISOString();
+        this.setState('failed');
+        this.resolveDone(this.snapshot());
+      });
   }
 
   onJobCompleted(stats: JobStats): void {
