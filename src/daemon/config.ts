@@ -34,6 +34,9 @@ export interface DaemonConfig {
   maxOutgoing: number;
   /** address QEMU's migration stream should use on this host as destination; null = libvirt's choice */
   migrationAddress: string | null;
+  /** libvirt URI a source host's libvirtd uses to reach this host (peer-to-peer); null = derived:
+   *  qemu+tls://<hostname>/system for a local qemu:/// URI, else libvirtUri itself */
+  peerLibvirtUri: string | null;
   /** policy used when a migrate request names none: a built-in name or a policy object */
   defaultPolicy: string | Record<string, unknown>;
   /** the file that was read, or null when the default file does not exist */
@@ -86,6 +89,10 @@ const FIELDS: Record<Key, Field> = {
     schema: z.union([z.null(), z.string().regex(/^[^\s/]+$/)]),
     expected: 'a host name or IP address, or null',
   },
+  peerLibvirtUri: {
+    schema: z.union([z.null(), z.string().regex(/^[a-z][a-z0-9+.-]*:\/\/\S*$/)]),
+    expected: 'a libvirt URI like qemu+tls://host.example/system, or null',
+  },
   defaultPolicy: {
     // the controller's own validator, so a bad policy fails at start, not at the first migration
     schema: z.union([z.string().min(1), z.record(z.string(), z.unknown())]).superRefine((v, ctx) => {
@@ -114,6 +121,7 @@ function defaults(): Record<Key, unknown> {
     maxIncoming: 2,
     maxOutgoing: 2,
     migrationAddress: null,
+    peerLibvirtUri: null,
     defaultPolicy: DEFAULT_POLICY,
   };
 }
@@ -214,10 +222,17 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Dae
   return { ...(out as Omit<DaemonConfig, 'configFile'>), configFile };
 }
 
+/** How a peer's libvirtd reaches this host: a local URI means nothing to a remote host, so default to
+ *  libvirt's usual TLS transport to this host name (as VDSM and Nova do). */
+export function peerLibvirtUri(c: Pick<DaemonConfig, 'libvirtUri' | 'peerLibvirtUri'>, host: string = hostname()): string {
+  if (c.peerLibvirtUri) return c.peerLibvirtUri;
+  return c.libvirtUri.startsWith('qemu:///') ? `qemu+tls://${host}/system` : c.libvirtUri;
+}
+
 function fromString(key: Key, value: string): unknown {
   const v = value.trim();
   if (FIELDS[key].integer && /^-?\d+$/.test(v)) return Number(v);
-  if (key === 'migrationAddress' && (v === '' || v === 'off')) return null;
+  if ((key === 'migrationAddress' || key === 'peerLibvirtUri') && (v === '' || v === 'off')) return null;
   return v;
 }
 

@@ -3,7 +3,7 @@
 // metrics endpoint, tells systemd when it is ready, and stops cleanly on SIGTERM/SIGINT.
 import { readFileSync } from 'node:fs';
 import { createLogger } from '../common/logger.js';
-import { ConfigError, helpRequested, loadConfig, usage } from './config.js';
+import { ConfigError, helpRequested, loadConfig, peerLibvirtUri, usage } from './config.js';
 import { createMetrics } from './metrics.js';
 import { notifyReady, notifyStopping, startWatchdog } from './systemd.js';
 import { startAgent } from './agent.js';
@@ -39,6 +39,7 @@ async function main(): Promise<void> {
     settings: {
       name: config.name,
       libvirtUri: config.libvirtUri,
+      advertisedLibvirtUri: peerLibvirtUri(config),
       ...(config.migrationAddress ? { migrationUri: `tcp://${config.migrationAddress}` } : {}),
       monitorIntervalMs: config.monitorIntervalMs,
       sampleTimeoutMs: config.sampleTimeoutMs,

@@ -2,8 +2,8 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { after, describe, it } from 'node:test';
-import { ConfigError, envName, flagName, helpRequested, loadConfig, usage } from '../../src/daemon/config.js';
+import { after, describe, it, test } from 'node:test';
+import { ConfigError, envName, flagName, helpRequested, loadConfig, peerLibvirtUri, usage } from '../../src/daemon/config.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'vmigrate-config-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -44,6 +44,7 @@ describe('loadConfig', () => {
         maxIncoming: 2,
         maxOutgoing: 2,
         migrationAddress: null,
+        peerLibvirtUri: null,
         defaultPolicy: 'minimal-downtime',
         configFile: undefined,
       },
@@ -132,4 +133,13 @@ describe('loadConfig', () => {
     assert.equal(helpRequested([]), null);
     assert.match(usage(), /--max-incoming\s+VMIGRATED_MAX_INCOMING/);
   });
+});
+
+test('peers reach a local libvirt over TLS by host name unless told otherwise', () => {
+  assert.equal(peerLibvirtUri({ libvirtUri: 'qemu:///system', peerLibvirtUri: null }, 'hv1'), 'qemu+tls://hv1/system');
+  assert.equal(peerLibvirtUri({ libvirtUri: 'qemu+unix:///system?socket=/x', peerLibvirtUri: null }, 'hv1'), 'qemu+unix:///system?socket=/x');
+  assert.equal(peerLibvirtUri({ libvirtUri: 'qemu:///system', peerLibvirtUri: 'qemu+tcp://10.0.0.2/system' }, 'hv1'), 'qemu+tcp://10.0.0.2/system');
+  const c = loadConfig(['--peer-libvirt-uri', 'qemu+ssh://root@hv2/system'], {});
+  assert.equal(c.peerLibvirtUri, 'qemu+ssh://root@hv2/system');
+  assert.throws(() => loadConfig([], { VMIGRATED_PEER_LIBVIRT_URI: 'not a uri' }), /peerLibvirtUri.*not a uri.*VMIGRATED_PEER_LIBVIRT_URI/);
 });
