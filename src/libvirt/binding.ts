@@ -19,41 +19,20 @@ import type {
 
 // ---- Shape of the native module ---------------------------------------------------------------
 
-interface NativeDomain {
-  readonly name: string;
-  readonly uuid: string;
-  getInfo(): Promise<DomainInfo>;
-  getState(): Promise<{ state: DomainStateCode; reason: number }>;
-  getXmlDesc(flags?: number): Promise<string>;
-  create(): Promise<void>;
-  destroy(): Promise<void>;
-  undefine(): Promise<void>;
+// The native objects have the public contract's shape except where the wrappers below adapt them:
+// a null dconnuri for non-peer-to-peer migration, native domains from lookups, and events by id.
+type NativeDomain = Omit<Domain, 'migrateToUri3'> & {
   migrateToUri3(dconnuri: string | null, params: MigrateParams, flags: number): Promise<void>;
-  getJobStats(flags?: number): Promise<JobStats>;
-  abortJob(): Promise<void>;
-  migrateSetMaxDowntime(ms: number): Promise<void>;
-  migrateSetMaxSpeed(mibPerSec: number): Promise<void>;
-  migrateStartPostCopy(): Promise<void>;
-  qemuMonitorCommand(command: string, hmp?: boolean): Promise<string>;
-}
+};
 
-interface NativeConnection {
-  getHostname(): Promise<string>;
-  getLibVersion(): Promise<number>;
-  getVersion(): Promise<number>;
-  getCapabilities(): Promise<string>;
-  getHostUuid(): Promise<string>;
-  listAllDomains(): Promise<DomainSummary[]>;
-  lookupByName(name: string): Promise<NativeDomain>;
-  lookupByUuid(uuid: string): Promise<NativeDomain>;
-  defineXml(xml: string): Promise<NativeDomain>;
-  createXml(xml: string, flags?: number): Promise<NativeDomain>;
-  setKeepAlive(intervalSec: number, count: number): Promise<void>;
+type DomainFactory = 'lookupByName' | 'lookupByUuid' | 'defineXml' | 'createXml';
+
+type NativeConnection = Omit<Connection, 'uri' | 'onClose' | 'onDomainEvent' | DomainFactory> & {
+  [K in DomainFactory]: (...args: Parameters<Connection[K]>) => Promise<NativeDomain>;
+} & {
   subscribeEvents(cb: (ev: DomainEvent) => void): Promise<number>;
   unsubscribeEvents(id: number): Promise<void>;
-  isAlive(): boolean;
-  close(): Promise<void>;
-}
+};
 
 export interface BindingInternals {
   /** Native threads in the addon's private pool (short calls; migrations get their own thread). */
