@@ -53,6 +53,7 @@ async function main(): Promise<void> {
     onRefused: (verb, error) => metrics.refused(verb, error),
   });
   metrics.attach(agent.context.manager);
+  metrics.countIncoming(() => agent.context.desk.incoming);
   const metricsServer = config.metricsListen ? await metrics.serve(config.metricsListen) : null;
   if (metricsServer) logger.info({ event: 'metrics.listening', url: metricsServer.url }, `metrics on ${metricsServer.url}`);
 

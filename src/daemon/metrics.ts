@@ -53,6 +53,8 @@ export interface AgentMetrics {
   readonly registry: Registry;
   /** Subscribes to the manager's events; returns a function that unsubscribes. */
   attach(manager: MigrationEventSource): () => void;
+  /** Where the count of admitted incoming migrations comes from (read at each scrape). */
+  countIncoming(source: () => number): void;
   /** A request was refused with one of the agent's errors (before any migration existed). */
   refused(verb: string, error: ErrorName): void;
   /** Text exposition format, as served on /metrics. */
@@ -79,6 +81,15 @@ export function createMetrics(): AgentMetrics {
   const iteration = vmGauge('migration_iteration', 'Current memory pass of the running migration.');
   const progress = vmGauge('migration_progress_ratio', 'Progress of the running migration (0-1).');
   const running = new Gauge({ name: `${p}migrations_running`, help: 'Outgoing migrations in progress.', registers });
+  let incomingSource: () => number = () => 0;
+  new Gauge({
+    name: `${p}migrations_incoming`,
+    help: 'Incoming migrations this host has admitted and not yet seen end.',
+    registers,
+    collect() {
+      this.set(incomingSource());
+    },
+  });
   // Bounded: verbs come from the catalog, errors from the fixed list of error names.
   const refusedRequests = new Counter({
     name: `${p}requests_refused_total`,
@@ -213,6 +224,9 @@ export function createMetrics(): AgentMetrics {
         manager.off('progress', onProgress);
         manager.off('action', onAction);
       };
+    },
+    countIncoming(source) {
+      incomingSource = source;
     },
     refused(verb, error) {
       if (verb in CATALOG && error in ErrorCodes) refusedRequests.inc({ verb, error });

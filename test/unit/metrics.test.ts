@@ -142,6 +142,16 @@ describe('metrics', () => {
     assert.doesNotMatch(text, /No\.such\.verb/);
   });
 
+  it('reports admitted incoming migrations from its source at scrape time', async () => {
+    const m = createMetrics();
+    assert.equal(value(await m.render(), 'vmigrate_migrations_incoming'), 0);
+    let n = 2;
+    m.countIncoming(() => n);
+    assert.equal(value(await m.render(), 'vmigrate_migrations_incoming'), 2);
+    n = 1;
+    assert.equal(value(await m.render(), 'vmigrate_migrations_incoming'), 1);
+  });
+
   it('includes default process metrics with the prefix', async () => {
     const text = await createMetrics().render();
     assert.match(text, /^vmigrate_process_cpu_seconds_total /m);
