@@ -6,6 +6,8 @@ import { AdmissionDesk } from '../migration/admission.js';
 import type { DomainEvent } from '../libvirt/types.js';
 import type { AgentContext, AgentSettings, ControllerFactory } from './context.js';
 import { LibvirtLink } from './libvirt-link.js';
+import { MigrationLedger } from '../migration/ledger.js';
+import { abortOrphans } from './orphans.js';
 import { startRpcServer, type RefusedHook, type RpcServer } from './rpc/server.js';
 import { eventVerbs } from './verbs/events.js';
 import { hostVerbs } from './verbs/host.js';
@@ -20,6 +22,8 @@ export interface AgentOptions {
   logger: Logger;
   version: string;
   onRefused?: RefusedHook;
+  /** directory for the record of running migrations; none: no record (tests) */
+  stateDir?: string;
 }
 
 export interface Agent {
@@ -30,7 +34,8 @@ export interface Agent {
 }
 
 export async function startAgent(opts: AgentOptions): Promise<Agent> {
-  const manager = new MigrationManager(opts.maxOutgoing);
+  const ledger = opts.stateDir !== undefined ? new MigrationLedger(opts.stateDir) : undefined;
+  const manager = new MigrationManager(opts.maxOutgoing, ledger);
   const onEvent = (ev: DomainEvent): void => {
     if (ev.kind === 'migration-iteration') manager.onIteration(ev.domainUuid);
     else if (ev.kind === 'job-completed') manager.onJobCompleted(ev.domainUuid, ev.stats);
@@ -46,9 +51,14 @@ export async function startAgent(opts: AgentOptions): Promise<Agent> {
     logger: opts.logger,
   };
   // Connect early so a broken libvirt shows in the log at start, but keep serving if it is down.
-  await libvirt.get().catch((err: unknown) =>
-    opts.logger.error({ event: 'libvirt.unavailable', uri: opts.settings.libvirtUri, err: String(err) }, 'libvirt is not reachable yet'),
+  const connected = await libvirt.get().then(
+    () => true,
+    (err: unknown) => {
+      opts.logger.error({ event: 'libvirt.unavailable', uri: opts.settings.libvirtUri, err: String(err) }, 'libvirt is not reachable yet');
+      return false;
+    },
   );
+  if (ledger && connected) await abortOrphans(ledger, libvirt, opts.logger);
   const rpc = await startRpcServer({
     host: opts.listen.host,
     port: opts.listen.port,

@@ -37,6 +37,8 @@ export interface DaemonConfig {
   /** libvirt URI a source host's libvirtd uses to reach this host (peer-to-peer); null = derived:
    *  qemu+tls://<hostname>/system for a local qemu:/// URI, else libvirtUri itself */
   peerLibvirtUri: string | null;
+  /** where the agent keeps its record of running migrations, to find them again after a crash */
+  stateDir: string;
   /** policy used when a migrate request names none: a built-in name or a policy object */
   defaultPolicy: string | Record<string, unknown>;
   /** the file that was read, or null when the default file does not exist */
@@ -89,6 +91,7 @@ const FIELDS: Record<Key, Field> = {
     schema: z.union([z.null(), z.string().regex(/^[^\s/]+$/)]),
     expected: 'a host name or IP address, or null',
   },
+  stateDir: { schema: z.string().regex(/^\/\S*$/), expected: 'an absolute directory path' },
   peerLibvirtUri: {
     schema: z.union([z.null(), z.string().regex(/^[a-z][a-z0-9+.-]*:\/\/\S*$/)]),
     expected: 'a libvirt URI like qemu+tls://host.example/system, or null',
@@ -122,6 +125,7 @@ function defaults(): Record<Key, unknown> {
     maxOutgoing: 2,
     migrationAddress: null,
     peerLibvirtUri: null,
+    stateDir: '/run/vmigrate',
     defaultPolicy: DEFAULT_POLICY,
   };
 }

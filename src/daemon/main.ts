@@ -51,6 +51,7 @@ async function main(): Promise<void> {
     logger,
     version,
     onRefused: (verb, error) => metrics.refused(verb, error),
+    stateDir: config.stateDir,
   });
   metrics.attach(agent.context.manager);
   metrics.countIncoming(() => agent.context.desk.incoming);

@@ -1,6 +1,7 @@
 import { spawn } from 'node:child_process';
 import { appendFileSync, closeSync, existsSync, openSync } from 'node:fs';
 import { connect } from 'node:net';
+import { join } from 'node:path';
 import { tailFile, waitFor } from './exec.js';
 import { LabError } from './errors.js';
 import { daemonMain, type HostPlan } from './paths.js';
@@ -13,6 +14,7 @@ export function agentArgs(p: HostPlan): string[] {
     // The lab has no journald; the log goes to <host>/agent.log.
     '--log-target', 'stdout',
     '--migration-address', p.migrationAddress,
+    '--state-dir', join(p.dir, 'agent-state'),
   ];
 }
 

@@ -3,6 +3,7 @@
 import { EventEmitter } from 'node:events';
 import { AgentError } from '../api/errors.js';
 import type { JobStats } from '../libvirt/types.js';
+import type { MigrationLedger } from './ledger.js';
 import { Migration, type MigrationPlan } from './migration.js';
 import type { MigrationEventMap, MigrationStatus } from './status.js';
 
@@ -12,7 +13,11 @@ export class MigrationManager extends EventEmitter<MigrationEventMap> {
   /** by VM UUID, the latest migration of each VM */
   private readonly byVm = new Map<string, Migration>();
 
-  constructor(private readonly maxOutgoing: number) {
+  constructor(
+    private readonly maxOutgoing: number,
+    /** on-disk record of running migrations, for the next agent process after a crash */
+    private readonly ledger?: MigrationLedger,
+  ) {
     super();
   }
 
@@ -40,7 +45,13 @@ export class MigrationManager extends EventEmitter<MigrationEventMap> {
     migration.on('state', (s) => this.emit('state', s));
     migration.on('progress', (s) => this.emit('progress', s));
     migration.on('action', (s, r) => this.emit('action', s, r));
-    void migration.done.then(onEnd).finally(() => this.prune());
+    this.ledger?.record({ migrationId: plan.migrationId, vmUuid: plan.vmUuid, vmName: plan.vmName, startedAt: migration.status.startedAt });
+    void migration.done
+      .then(onEnd)
+      .finally(() => {
+        this.ledger?.remove(plan.migrationId);
+        this.prune();
+      });
     migration.start();
     return migration;
   }

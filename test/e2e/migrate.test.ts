@@ -2,7 +2,7 @@
 // by an independent JSON-RPC client (test/helpers/raw-rpc.ts), never the project's own client.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { defineGuest, destroyGuest, labDown, labUp, readGuestProgress, type LabHostInfo } from '../../src/lab/index.js';
+import { defineGuest, destroyGuest, labDown, labUp, readGuestProgress, virsh, type LabHostInfo } from '../../src/lab/index.js';
 import { call, callError, sleep, waitFor } from '../helpers/raw-rpc.js';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
@@ -203,6 +203,31 @@ describe('live migration on the lab', { skip: isRoot ? false : 'needs root (lab 
     const badFlag = await cli(['--agent', agent(A), 'migrate', name, agent(B), '--bandwidth', 'lots']);
     assert.notEqual(badFlag.code, 0);
     assert.match(badFlag.stderr, /bandwidth.*lots/);
+    await destroyGuest(B.libvirtUri, name);
+  });
+
+  test('an agent killed mid-migration: its restarted successor aborts the orphan, the VM stays on the source', async () => {
+    const name = 'orphan1';
+    await defineGuest({ host: 'a', name, ramMiB: 256, wsMiB: 128, rateMiB: 200 });
+    await call(agent(A), 'VM.migrate', { vmId: name, dst: agent(B), bandwidth: 20, policy: 'stock' });
+    await waitFor(() => call<Status>(agent(A), 'VM.migrateStatus', { vmId: name }), (s) => s.state === 'running', 60_000);
+    const pid = A.agentPid ?? assert.fail('lab did not report the agent pid');
+    process.kill(pid, 'SIGKILL');
+    await waitFor(async () => { try { process.kill(pid, 0); return false; } catch { return true; } }, (gone) => gone, 10_000, 100);
+    // libvirt carries the migration on without the agent that started it
+    assert.match(await virsh(A.libvirtUri, ['domjobinfo', name]), /Outgoing migration/);
+    const lab = await labUp({ agents: true }); // restarts the missing agent
+    A = lab.hosts.find((h) => h.name === 'a') ?? assert.fail('host a');
+    assert.notEqual(A.agentPid, pid);
+    await waitFor(() => virsh(A.libvirtUri, ['domjobinfo', name]), (out) => /Job type:\s+None/.test(out), 30_000);
+    await assertOnlyOn(A, B, name);
+    const p1 = await readGuestProgress(A.libvirtUri, name);
+    await sleep(1000);
+    assert.ok((await readGuestProgress(A.libvirtUri, name)) > p1, 'guest still runs on the source');
+    // the new agent can migrate it again
+    await call(agent(A), 'VM.migrate', { vmId: name, dst: agent(B) });
+    assert.equal((await followToEnd(A, name, 180_000)).state, 'completed');
+    await assertOnlyOn(B, A, name);
     await destroyGuest(B.libvirtUri, name);
   });
 

@@ -45,6 +45,7 @@ describe('loadConfig', () => {
         maxOutgoing: 2,
         migrationAddress: null,
         peerLibvirtUri: null,
+        stateDir: '/run/vmigrate',
         defaultPolicy: 'minimal-downtime',
         configFile: undefined,
       },

@@ -1,0 +1,53 @@
+// At start-up: migrations the previous agent process left running (it crashed or was killed; libvirt
+// carries a peer-to-peer migration on without its client) run unsteered and unseen. Abort them, so
+// the VM stays where it is and a manager can start again; post-copy cannot be undone and is left.
+import type { Logger } from 'pino';
+import { QEMU_DEFAULTS } from '../controller/index.js';
+import { JobType } from '../libvirt/types.js';
+import type { MigrationLedger } from '../migration/ledger.js';
+import { applyAction } from '../migration/effects.js';
+import type { LibvirtLink } from './libvirt-link.js';
+import { libvirtCode } from './vm-lookup.js';
+
+const VIR_ERR_NO_DOMAIN = 42;
+// virDomainJobOperation: unknown 0, start 1, save 2, restore 3, migration-in 4, migration-out 5, ...
+const JOB_OPERATION_MIGRATION_OUT = 5;
+
+export async function abortOrphans(ledger: MigrationLedger, libvirt: LibvirtLink, log: Logger): Promise<void> {
+  for (const entry of ledger.entries()) {
+    const fields = { event: 'migration.orphan', migrationId: entry.migrationId, vmId: entry.vmUuid, vmName: entry.vmName };
+    try {
+      const domain = await (await libvirt.get()).lookupByUuid(entry.vmUuid);
+      const stats = await domain.getJobStats();
+      const running = stats.type === JobType.BOUNDED || stats.type === JobType.UNBOUNDED;
+      const outgoing = stats.operation === undefined || stats.operation === JOB_OPERATION_MIGRATION_OUT;
+      if (!running || !outgoing) {
+        log.info({ ...fields, jobType: stats.type, operation: stats.operation }, 'migration left by a previous agent process has ended');
+      } else if ((stats.memory_postcopy_requests ?? 0) > 0) {
+        log.warn(fields, 'migration left by a previous agent process is in post-copy: it cannot be aborted, left to finish');
+      } else {
+        await domain.abortJob();
+        // the throttle parameters it may have steered go back to QEMU's defaults
+        await applyAction(domain, {
+          type: 'set-throttle',
+          params: {
+            'cpu-throttle-initial': QEMU_DEFAULTS.throttleInitial,
+            'cpu-throttle-increment': QEMU_DEFAULTS.throttleIncrement,
+            'max-cpu-throttle': QEMU_DEFAULTS.maxThrottle,
+            'cpu-throttle-tailslow': QEMU_DEFAULTS.tailslow,
+            'throttle-trigger-threshold': QEMU_DEFAULTS.triggerThreshold,
+          },
+          reason: 'restore after aborting an orphaned migration',
+        }).catch(() => {});
+        log.warn(fields, 'aborted a migration left running by a previous agent process; the VM stays on this host');
+      }
+    } catch (err) {
+      if (libvirtCode(err) !== VIR_ERR_NO_DOMAIN) {
+        log.error({ ...fields, err: String(err) }, 'could not check a migration left by a previous agent process');
+        continue; // keep the record: the next start tries again
+      }
+      log.info(fields, 'VM of a migration left by a previous agent process is gone from this host (migrated)');
+    }
+    ledger.remove(entry.migrationId);
+  }
+}
