@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Journald } from './journald.js';
+import { stoppable } from './child.js';
 
 export const DAEMON_MAIN = fileURLToPath(new URL('../../src/daemon/main.js', import.meta.url));
 
@@ -94,21 +95,11 @@ export async function startAgentProcess(o: AgentProcessOptions): Promise<AgentPr
   const keep = (d: Buffer): void => void (out = (out + d.toString()).slice(-65536));
   child.stdout?.on('data', keep);
   child.stderr?.on('data', keep);
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-  const cleanup = (): void => {
-    if (runDir) rmSync(runDir, { recursive: true, force: true });
-  };
+  const proc = stoppable(child, 10_000);
   const stop = async (): Promise<number | null> => {
-    if (child.exitCode === null && child.signalCode === null) {
-      child.kill('SIGTERM');
-      const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
-      const code = await exited;
-      clearTimeout(timer);
-      cleanup();
-      return code;
-    }
-    cleanup();
-    return child.exitCode;
+    const code = await proc.stop();
+    if (runDir) rmSync(runDir, { recursive: true, force: true });
+    return code;
   };
 
   const deadline = Date.now() + (o.startTimeoutMs ?? 30_000);

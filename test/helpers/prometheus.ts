@@ -5,6 +5,7 @@ import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { stoppable } from './child.js';
 
 export const PROMETHEUS_BIN = '/usr/bin/prometheus';
 
@@ -84,15 +85,10 @@ export async function startPrometheus(opts: PrometheusOptions): Promise<Promethe
   );
   let stderr = '';
   child.stderr?.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-4000)));
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  const proc = stoppable(child, 10_000);
 
   const stop = async (): Promise<void> => {
-    if (child.exitCode === null && child.signalCode === null) {
-      child.kill('SIGTERM');
-      const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
-      await exited;
-      clearTimeout(timer);
-    }
+    await proc.stop();
     rmSync(dir, { recursive: true, force: true });
   };
 
