@@ -56,6 +56,20 @@ async function assertOnlyOn(host: LabHostInfo, other: LabHostInfo, name: string)
   assert.ok(!(await vmsOn(other)).some((v) => v.name === name && v.state === 'running'), `${name} must not run on ${other.name}`);
 }
 
+/** A guest dirtying 128 MiB at 200 MiB/s over a 20 MiB/s cap, unsteered: running, and far from done. */
+async function startSlowMigration(name: string): Promise<void> {
+  await defineGuest({ host: 'a', name, ramMiB: 256, wsMiB: 128, rateMiB: 200 });
+  await call(agent(A), 'VM.migrate', { vmId: name, dst: agent(B), bandwidth: 20, policy: 'stock' });
+  await waitFor(() => call<Status>(agent(A), 'VM.migrateStatus', { vmId: name }), (s) => s.state === 'running', 60_000);
+}
+
+/** The guest's own page counter moves on that host: it is running there, not just defined. */
+async function assertAdvancing(h: LabHostInfo, name: string): Promise<void> {
+  const p1 = await readGuestProgress(h.libvirtUri, name);
+  await sleep(1000);
+  assert.ok((await readGuestProgress(h.libvirtUri, name)) > p1, `${name} still works on ${h.name}`);
+}
+
 /** Follow VM.migrateStatus to the end, checking progress never goes backwards. */
 async function followToEnd(h: LabHostInfo, vm: string, timeoutMs: number): Promise<Status> {
   let lastProgress = 0;
@@ -166,10 +180,7 @@ describe('live migration on the lab', { skip: isRoot ? false : 'needs root (lab 
 
   test('cancel mid-flight leaves the guest running on the source; migrate while migrating is refused', async () => {
     const name = 'cancel1';
-    // dirties faster than the 20 MiB/s cap: it cannot finish before we cancel
-    await defineGuest({ host: 'a', name, ramMiB: 256, wsMiB: 128, rateMiB: 200 });
-    await call(agent(A), 'VM.migrate', { vmId: name, dst: agent(B), bandwidth: 20, policy: 'stock' });
-    await waitFor(() => call<Status>(agent(A), 'VM.migrateStatus', { vmId: name }), (s) => s.state === 'running', 60_000);
+    await startSlowMigration(name);
 
     const again = await callError(agent(A), 'VM.migrate', { vmId: name, dst: agent(B) });
     assert.equal(again.code, 1003);
@@ -178,9 +189,7 @@ describe('live migration on the lab', { skip: isRoot ? false : 'needs root (lab 
     const cancelled = await call<Status>(agent(A), 'VM.migrateCancel', { vmId: name });
     assert.equal(cancelled.state, 'cancelled');
     await assertOnlyOn(A, B, name);
-    const p1 = await readGuestProgress(A.libvirtUri, name);
-    await sleep(1000);
-    assert.ok((await readGuestProgress(A.libvirtUri, name)) > p1, 'guest still runs on the source');
+    await assertAdvancing(A, name);
     const late = await callError(agent(A), 'VM.migrateCancel', { vmId: name });
     assert.equal(late.data?.name, 'NOT_CANCELLABLE');
     await destroyGuest(A.libvirtUri, name);
@@ -208,9 +217,7 @@ describe('live migration on the lab', { skip: isRoot ? false : 'needs root (lab 
 
   test('an agent killed mid-migration: its restarted successor aborts the orphan, the VM stays on the source', async () => {
     const name = 'orphan1';
-    await defineGuest({ host: 'a', name, ramMiB: 256, wsMiB: 128, rateMiB: 200 });
-    await call(agent(A), 'VM.migrate', { vmId: name, dst: agent(B), bandwidth: 20, policy: 'stock' });
-    await waitFor(() => call<Status>(agent(A), 'VM.migrateStatus', { vmId: name }), (s) => s.state === 'running', 60_000);
+    await startSlowMigration(name);
     const pid = A.agentPid ?? assert.fail('lab did not report the agent pid');
     process.kill(pid, 'SIGKILL');
     await waitFor(async () => { try { process.kill(pid, 0); return false; } catch { return true; } }, (gone) => gone, 10_000, 100);
@@ -221,9 +228,7 @@ describe('live migration on the lab', { skip: isRoot ? false : 'needs root (lab 
     assert.notEqual(A.agentPid, pid);
     await waitFor(() => virsh(A.libvirtUri, ['domjobinfo', name]), (out) => /Job type:\s+None/.test(out), 30_000);
     await assertOnlyOn(A, B, name);
-    const p1 = await readGuestProgress(A.libvirtUri, name);
-    await sleep(1000);
-    assert.ok((await readGuestProgress(A.libvirtUri, name)) > p1, 'guest still runs on the source');
+    await assertAdvancing(A, name);
     // the new agent can migrate it again
     await call(agent(A), 'VM.migrate', { vmId: name, dst: agent(B) });
     assert.equal((await followToEnd(A, name, 180_000)).state, 'completed');
