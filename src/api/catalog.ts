@@ -4,7 +4,7 @@
 import { z } from 'zod';
 import { AdmissionEndSchema, AdmissionRequestSchema } from './admission.js';
 import type { ErrorName } from './errors.js';
-import { ChangeParamsSchema, MigrateParamsSchema, SubscribeSchema, VmRefSchema } from './params.js';
+import { ChangeParamsSchema, MigrateParamsSchema, SubscribeSchema, VmRefSchema, type Topic } from './params.js';
 import {
   AdmissionResultSchema,
   CapabilitiesSchema,
@@ -57,4 +57,4 @@ export const NOTIFICATIONS = {
   'migration.state': 'the state of a migration changed',
   'migration.progress': 'a new sample of a running migration',
   'migration.action': 'the controller decided and applied an action (params carry `record`)',
-} as const;
+} as const satisfies Record<Topic, string>;

@@ -37,11 +37,11 @@ export const MigrateParamsSchema = z.strictObject({
 
 export const VmRefSchema = z.strictObject({ vmId });
 
-export const SubscribeSchema = z.strictObject({
-  topics: z.array(z.enum(['migration.state', 'migration.progress', 'migration.action'])).optional(),
-});
+export const TOPICS = ['migration.state', 'migration.progress', 'migration.action'] as const;
 
-export const EmptySchema = z.strictObject({}).optional();
+export const SubscribeSchema = z.strictObject({
+  topics: z.array(z.enum(TOPICS)).optional(),
+});
 
 export type MigrateParams = z.input<typeof MigrateParamsSchema>;
 export type Destination = z.input<typeof DestinationSchema>;

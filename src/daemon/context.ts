@@ -15,7 +15,6 @@ export interface AgentSettings {
   migrationUri?: string;
   monitorIntervalMs: number;
   sampleTimeoutMs: number;
-  defaultPolicy?: string;
 }
 
 export interface ControllerContext {

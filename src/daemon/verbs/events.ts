@@ -1,12 +1,11 @@
 // Events.* verbs: a connection subscribes to migration notifications instead of polling.
+import { TOPICS } from '../../api/params.js';
 import type { Verbs } from './types.js';
-
-export const ALL_TOPICS = ['migration.state', 'migration.progress', 'migration.action'];
 
 export function eventVerbs(): Verbs {
   return {
     'Events.subscribe': async (params, caller) => {
-      const topics = params.topics ?? ALL_TOPICS;
+      const topics = params.topics ?? [...TOPICS];
       caller.subscribe(topics);
       return { topics };
     },

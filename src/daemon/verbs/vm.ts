@@ -34,7 +34,7 @@ async function listVms(ctx: AgentContext): Promise<VmSummary[]> {
 }
 
 async function migrate(ctx: AgentContext, p: VerbParams<'VM.migrate'>): Promise<MigrateResult> {
-  const policy = ctx.controllers.resolve(p.policy ?? ctx.settings.defaultPolicy);
+  const policy = ctx.controllers.resolve(p.policy);
   const conn = await ctx.libvirt.get().catch((e: unknown) => Promise.reject(libvirtFailure(e, 'connecting to libvirt')));
   const domain = await findDomain(conn, p.vmId);
   const [{ state }, info] = await Promise.all([domain.getState(), domain.getInfo()]);
