@@ -4,6 +4,7 @@
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { AgentClient } from '../client/client.js';
+import { readTlsPaths, type TlsPaths } from '../client/tls.js';
 import type { MigrateParams } from '../api/params.js';
 import type { MigrationStatus } from '../api/results.js';
 import { defineGuest, destroyGuest, labDown, labUp, readGuestProgress, readGuestStatus, type LabHostInfo } from '../lab/index.js';
@@ -67,11 +68,11 @@ async function baselineRate(uri: string, name: string, ms: number): Promise<numb
   return Number(r1.pages - r0.pages) / ((r1.t - r0.t) / 1000);
 }
 
-async function runOne(a: LabHostInfo, b: LabHostInfo, sc: Scenario, mode: Mode, limitS: number): Promise<RunResult> {
+async function runOne(a: LabHostInfo, b: LabHostInfo, tls: TlsPaths, sc: Scenario, mode: Mode, limitS: number): Promise<RunResult> {
   const name = `bench-${sc.name}-${mode.name}`;
   await defineGuest({ host: 'a', name, ramMiB: sc.ramMiB, wsMiB: sc.wsMiB, rateMiB: sc.rateMiB });
   const rate = await baselineRate(a.libvirtUri, name, 3000);
-  const client = await AgentClient.connect(a.agentUrl!);
+  const client = await AgentClient.connect(a.agentUrl!, { tls: readTlsPaths(tls) });
   const timeline: Point[] = [];
   try {
     await client.subscribe({ topics: ['migration.progress'] });
@@ -169,13 +170,13 @@ async function runAll(scenarios: Scenario[], limitS: number): Promise<RunResult[
     for (const sc of scenarios) {
       for (const mode of MODES) {
         console.log(`-- ${sc.name} / ${mode.label}`);
-        let r = await runOne(a, b, sc, mode, limitS);
+        let r = await runOne(a, b, lab.tls, sc, mode, limitS);
         // a failure before the first pass is the lab, not the mode (e.g. another lab on this machine
         // holding the incoming migration port): run it again
         for (let retry = 0; retry < 2 && r.state === 'failed' && r.iterations === 0; retry += 1) {
           console.log(`   failed before the first pass (${r.error ?? 'no error'}); again`);
           await sleep(5000);
-          r = await runOne(a, b, sc, mode, limitS);
+          r = await runOne(a, b, lab.tls, sc, mode, limitS);
         }
         console.log(`   ${r.completed ? 'completed' : r.state} in ${r.seconds} s, ${r.iterations} iterations, peak throttle ${r.peakThrottle} %, guest work ${(r.guestWork * 100).toFixed(0)} % (${r.workLostSec} s lost), downtime ${r.downtimeMs ?? '-'} ms`);
         results.push(r);

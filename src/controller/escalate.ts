@@ -1,5 +1,6 @@
 // What to do when throttling (within the policy ceiling) cannot finish the migration:
 // raise the downtime limit step by step, switch to post-copy if allowed, abort at the timeout.
+import { MAX_COMPLETION_TIMEOUT_SEC } from './bounds.js';
 import type { Policy } from './policy.js';
 
 const GiB = 1024 ** 3;
@@ -18,7 +19,7 @@ export function completionTimeoutMs(
   p: Pick<Policy, 'completionTimeoutSecPerGiB' | 'completionTimeoutMinSec'>,
   ramBytes: number,
 ): number {
-  return 1000 * Math.max(p.completionTimeoutMinSec, (p.completionTimeoutSecPerGiB * ramBytes) / GiB);
+  return 1000 * Math.min(MAX_COMPLETION_TIMEOUT_SEC, Math.max(p.completionTimeoutMinSec, (p.completionTimeoutSecPerGiB * ramBytes) / GiB));
 }
 
 export interface EscalateInput {

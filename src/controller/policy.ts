@@ -4,6 +4,7 @@
 // live_migration_completion_timeout, but with shorter defaults).
 import { z } from 'zod';
 import { valueAt } from '../common/value-at.js';
+import { MAX_BANDWIDTH_MIBPS, MAX_COMPLETION_TIMEOUT_SEC, MAX_DOWNTIME_MS, MAX_THROTTLE_PERCENT } from './bounds.js';
 
 export const PolicySchema = z
   .strictObject({
@@ -12,16 +13,16 @@ export const PolicySchema = z
     /** false: don't steer at all (QEMU's stock auto-converge); used by benchmarks */
     steer: z.boolean(),
     /** throttle ceiling in percent; 0 forbids throttling */
-    maxThrottle: z.number().int().min(0).max(99),
+    maxThrottle: z.number().int().min(0).max(MAX_THROTTLE_PERCENT),
     /** aim to converge within this many passes once throttled (sets the target shrink per pass) */
     convergePasses: z.number().int().min(1).max(50),
     /** when the working set is re-dirtied completely each pass the true dirty rate is only
      *  bounded below; assume it is this many times the bound (a wrong low guess costs two passes) */
     saturationFactor: z.number().min(1).max(50),
     /** downtime limit set at the start, ms */
-    downtimeMs: z.number().int().min(1).max(60_000),
+    downtimeMs: z.number().int().min(1).max(MAX_DOWNTIME_MS),
     /** largest downtime limit escalation may set, ms */
-    maxDowntimeMs: z.number().int().min(1).max(60_000),
+    maxDowntimeMs: z.number().int().min(1).max(MAX_DOWNTIME_MS),
     /** number of steps from downtimeMs to maxDowntimeMs (0: never raise downtime) */
     downtimeSteps: z.number().int().min(0).max(20),
     /** may switch to post-copy (only effective when the migration was started with post-copy) */
@@ -33,11 +34,11 @@ export const PolicySchema = z
     /** fraction the pass size must shrink within the window to count as progress */
     minProgress: z.number().min(0).max(1),
     /** abort after this many seconds per GiB of guest RAM ... */
-    completionTimeoutSecPerGiB: z.number().min(1).max(100_000),
+    completionTimeoutSecPerGiB: z.number().min(1).max(MAX_COMPLETION_TIMEOUT_SEC),
     /** ... but never sooner than this */
-    completionTimeoutMinSec: z.number().min(1).max(100_000),
+    completionTimeoutMinSec: z.number().min(1).max(MAX_COMPLETION_TIMEOUT_SEC),
     /** optional bandwidth cap to apply, MiB/s */
-    bandwidthMiBps: z.number().int().min(1).max(1_000_000).optional(),
+    bandwidthMiBps: z.number().int().min(1).max(MAX_BANDWIDTH_MIBPS).optional(),
   })
   .refine((p) => p.maxDowntimeMs >= p.downtimeMs, {
     path: ['maxDowntimeMs'],

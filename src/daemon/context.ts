@@ -4,6 +4,9 @@ import type { AdmissionDesk } from '../migration/admission.js';
 import type { ControllerPort } from '../migration/controller-port.js';
 import type { Action } from '../controller/types.js';
 import type { LibvirtLink } from './libvirt-link.js';
+import type { AllowRule } from './security/libvirt-uri.js';
+import type { RoleTable } from './security/subject.js';
+import type { TlsStore } from './security/tls-store.js';
 
 /** Settings the verbs need; a subset of the daemon's configuration. */
 export interface AgentSettings {
@@ -15,6 +18,12 @@ export interface AgentSettings {
   migrationUri?: string;
   monitorIntervalMs: number;
   sampleTimeoutMs: number;
+  /** the libvirt URIs a migration may be sent to */
+  allowedLibvirtUris: readonly AllowRule[];
+  /** this agent's certificate, also used towards destination agents; null: TLS off (loopback only) */
+  tls: TlsStore | null;
+  /** recognises a peer agent by its certificate subject */
+  roles: RoleTable;
 }
 
 export interface ControllerContext {
@@ -29,6 +38,8 @@ export interface ControllerContext {
 export interface ResolvedPolicy {
   name: string;
   allowPostcopy: boolean;
+  /** when a migration of a guest this large is given up */
+  completionTimeoutMs(guestRamBytes: number): number;
   /** opaque to the daemon: the controller's own validated policy */
   policy: unknown;
 }

@@ -1,7 +1,7 @@
 // Binds the pure convergence controller (src/controller/) to the daemon: policy validation with
 // the agent's error codes, and one controller per migration.
 import { AgentError } from '../api/errors.js';
-import { createController, POLICY_NAMES, PolicyError, resolvePolicy, type Policy, type PolicyPatch } from '../controller/index.js';
+import { completionTimeoutMs, createController, POLICY_NAMES, PolicyError, resolvePolicy, type Policy, type PolicyPatch } from '../controller/index.js';
 import type { ControllerFactory, PolicyChange, ResolvedPolicy } from './context.js';
 
 function asAgentError(err: unknown): unknown {
@@ -18,7 +18,8 @@ export function createControllerFactory(defaultPolicy: unknown): ControllerFacto
       } catch (err) {
         throw asAgentError(err);
       }
-      return { name: policy.name, allowPostcopy: policy.allowPostcopy, policy };
+      const chosen = policy;
+      return { name: policy.name, allowPostcopy: policy.allowPostcopy, completionTimeoutMs: (ram) => completionTimeoutMs(chosen, ram), policy };
     },
     create(resolved, ctx) {
       let policy = resolved.policy as Policy;

@@ -25,6 +25,8 @@ export interface MigrationPlan {
   flags: number;
   policyName: string;
   controller: ControllerPort | null;
+  /** without a controller (stock policy): abort after this long, so nothing runs throttled for ever */
+  completionTimeoutMs?: number;
   intervalMs: number;
   sampleTimeoutMs: number;
   logger: Logger;
@@ -187,6 +189,10 @@ export class Migration extends EventEmitter<MigrationEventMap> {
     this.emit('progress', this.snapshot());
     if (this.plan.controller && !this.cancelRequested && this.policyAbort === null) {
       for (const action of this.plan.controller.observe(sample)) void this.runAction(action);
+    }
+    const timeout = this.plan.completionTimeoutMs;
+    if (!this.plan.controller && timeout !== undefined && s.elapsedMs > timeout && !this.cancelRequested && this.policyAbort === null) {
+      void this.runAction({ type: 'abort', reason: `completion timeout of ${Math.round(timeout / 1000)} s reached (policy ${this.status.policy})` });
     }
   }
 

@@ -160,7 +160,7 @@ describe('live migration on the lab', { skip: isRoot ? false : 'needs root (lab 
     assert.equal(missing.code, -32602);
     assert.match(missing.message, /dst/);
 
-    const unreachable = await callError(agent(A), 'VM.migrate', { vmId: name, dst: 'ws://127.0.0.1:9' });
+    const unreachable = await callError(agent(A), 'VM.migrate', { vmId: name, dst: 'wss://127.0.0.1:9' });
     assert.equal(unreachable.code, 1004);
     assert.equal(unreachable.data?.name, 'DESTINATION_UNREACHABLE');
     assert.match(unreachable.message, /127\.0\.0\.1:9/);

@@ -12,7 +12,8 @@ import { defineGuest, destroyGuest, labDown, labUp, listDomains, readGuestProgre
 import { startAgentProcess, type AgentProcess } from '../helpers/agent-process.js';
 import { createUnitCgroup, journaldSkipReason, startJournald } from '../helpers/journald.js';
 import { prometheusSkipReason, startPrometheus } from '../helpers/prometheus.js';
-import { call, callError, rawCall, sleep, waitFor } from '../helpers/raw-rpc.js';
+import { call, callError, operatorTlsPaths, rawCall, sleep, waitFor } from '../helpers/raw-rpc.js';
+import { readTlsPaths } from '../../src/client/tls.js';
 
 const isRoot = process.getuid?.() === 0;
 const dir = process.env.VMIGRATE_OPS_LAB_DIR ?? '/tmp/vmigrate-lab-ops';
@@ -177,7 +178,7 @@ describe('operability on the lab', { skip: isRoot ? false : 'needs root (lab hos
       assert.deepEqual(byReason, ['libvirt_error=1'], 'a libvirt failure is counted under libvirt_error');
       // a request refused up front is not a migration: no counter moves
       const started0 = await value(`vmigrate_migrations_started_total{instance="${instA}"}`);
-      const refused = await callError(agent(A), 'VM.migrate', { vmId: `${vm}-fail`, dst: 'ws://127.0.0.1:9' });
+      const refused = await callError(agent(A), 'VM.migrate', { vmId: `${vm}-fail`, dst: 'wss://127.0.0.1:9' });
       assert.equal(refused.data?.name, 'DESTINATION_UNREACHABLE');
       await sleep(2_500);
       assert.equal(await value(`vmigrate_migrations_started_total{instance="${instA}"}`), started0);
@@ -195,8 +196,8 @@ describe('operability on the lab', { skip: isRoot ? false : 'needs root (lab hos
 
   test('Events.subscribe delivers state, progress and action notifications without polling', { timeout: 300_000 }, async (t) => {
     const vm = 'ev1';
-    const client = await AgentClient.connect(agent(A));
-    const stateOnly = await AgentClient.connect(agent(A));
+    const client = await AgentClient.connect(agent(A), { tls: readTlsPaths(operatorTlsPaths()) });
+    const stateOnly = await AgentClient.connect(agent(A), { tls: readTlsPaths(operatorTlsPaths()) });
     try {
       const events = collect(client);
       const states = collect(stateOnly);
@@ -278,7 +279,7 @@ describe('operability on the lab', { skip: isRoot ? false : 'needs root (lab hos
       assert.ok(await domainRunning(A.libvirtUri, bad), 'failed migration leaves the VM running on a');
 
       // a request refused for a host-side reason is an rpc.refused warning naming the VM asked for
-      const refused = await callError(daemon.url, 'VM.migrate', { vmId: bad, dst: 'ws://127.0.0.1:9' });
+      const refused = await callError(daemon.url, 'VM.migrate', { vmId: bad, dst: 'wss://127.0.0.1:9' });
       assert.equal(refused.data?.name, 'DESTINATION_UNREACHABLE');
       const [refusal] = await jd.waitFor([...unit, 'EVENT=rpc.refused', 'ERROR=DESTINATION_UNREACHABLE'], 1);
       assert.ok(refusal, 'rpc.refused in the journal');
@@ -391,7 +392,7 @@ describe('operability on the lab', { skip: isRoot ? false : 'needs root (lab hos
 
       // destination agent down: refused up front, nothing copied
       assert.equal(await bLim.stop(), 0);
-      const down = await callError(aLim.url, 'VM.migrate', { vmId: slow, dst: `ws://127.0.0.1:${PORT_B_LIMITED}` });
+      const down = await callError(aLim.url, 'VM.migrate', { vmId: slow, dst: `wss://127.0.0.1:${PORT_B_LIMITED}` });
       assert.equal(down.code, 1004, JSON.stringify(down));
       assert.equal(down.data?.name, 'DESTINATION_UNREACHABLE');
       assert.match(down.message, new RegExp(`127\\.0\\.0\\.1:${PORT_B_LIMITED}`));
@@ -411,7 +412,7 @@ describe('operability on the lab', { skip: isRoot ? false : 'needs root (lab hos
   test('VM.migrateChangeParams mid-migration: recorded as actions, throttle stays under the new ceiling', { timeout: 180_000 }, async (t) => {
     const vm = 'chg1';
     const ceiling = 30;
-    const client = await AgentClient.connect(agent(A));
+    const client = await AgentClient.connect(agent(A), { tls: readTlsPaths(operatorTlsPaths()) });
     try {
       const events = collect(client);
       await client.subscribe({ topics: ['migration.progress', 'migration.action', 'migration.state'] });

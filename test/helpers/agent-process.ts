@@ -10,6 +10,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Journald } from './journald.js';
+import { labAllowedLibvirtUris } from '../../src/lab/agents.js';
+import { labAgentTls } from '../../src/lab/lab-pki.js';
+import { labDir } from '../../src/lab/paths.js';
 import { stoppable } from './child.js';
 
 export const DAEMON_MAIN = fileURLToPath(new URL('../../src/daemon/main.js', import.meta.url));
@@ -53,6 +56,8 @@ export function tcpAccepts(port: number, host = '127.0.0.1'): Promise<boolean> {
 
 export async function startAgentProcess(o: AgentProcessOptions): Promise<AgentProcess> {
   if (await tcpAccepts(o.port)) throw new Error(`port 127.0.0.1:${o.port} is already in use`);
+  // a peer of the lab's agents: a certificate from the lab's CA, and the lab's destinations allowed
+  const tls = await labAgentTls(labDir(), o.name);
   const daemonArgs = [
     DAEMON_MAIN,
     '--name', o.name,
@@ -60,6 +65,8 @@ export async function startAgentProcess(o: AgentProcessOptions): Promise<AgentPr
     '--listen', `127.0.0.1:${o.port}`,
     '--metrics-listen', o.metricsPort ? `127.0.0.1:${o.metricsPort}` : 'off',
     '--log-target', o.journald ? 'journal' : 'stdout',
+    '--tls-ca', tls.ca, '--tls-cert', tls.cert, '--tls-key', tls.key,
+    '--allowed-libvirt-uris', JSON.stringify(labAllowedLibvirtUris(labDir())),
     ...(o.args ?? []),
   ];
   // no config file of the machine may leak in
@@ -111,7 +118,7 @@ export async function startAgentProcess(o: AgentProcessOptions): Promise<AgentPr
     await new Promise((r) => setTimeout(r, 100));
   }
   return {
-    url: `ws://127.0.0.1:${o.port}`,
+    url: `wss://127.0.0.1:${o.port}`,
     metricsUrl: o.metricsPort ? `http://127.0.0.1:${o.metricsPort}/metrics` : null,
     pid: child.pid!,
     output: () => out,
