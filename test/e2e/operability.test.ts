@@ -12,7 +12,7 @@ import { defineGuest, destroyGuest, labDown, labUp, listDomains, readGuestProgre
 import { startAgentProcess, type AgentProcess } from '../helpers/agent-process.js';
 import { createUnitCgroup, journaldSkipReason, startJournald } from '../helpers/journald.js';
 import { prometheusSkipReason, startPrometheus } from '../helpers/prometheus.js';
-import { call, callError, operatorTlsPaths, rawCall, sleep, waitFor } from '../helpers/raw-rpc.js';
+import { call, callError, operatorTlsPaths, rawCall, sleep, waitFor, useClientTls } from '../helpers/raw-rpc.js';
 import { readTlsPaths } from '../../src/client/tls.js';
 
 const isRoot = process.getuid?.() === 0;
@@ -85,6 +85,7 @@ const ofVm = (all: Notification[], method: string, vm: string): MigrationStatus[
 describe('operability on the lab', { skip: isRoot ? false : 'needs root (lab hosts)' }, () => {
   before(async () => {
     const lab = await labUp({ agents: true, dir, portBase });
+    useClientTls(lab.tls);
     const [a, b] = lab.hosts;
     assert.ok(a && b && a.metricsUrl && b.metricsUrl);
     A = a;
@@ -169,7 +170,7 @@ describe('operability on the lab', { skip: isRoot ? false : 'needs root (lab hos
       const failedBefore = await prom.query(`vmigrate_migrations_failed_total{instance="${instA}"}`);
       const failedDur0 = await value(`vmigrate_migration_duration_seconds_count{instance="${instA}",outcome="failed"}`);
       await guest(`${vm}-fail`, 128, 8, 4);
-      await call(agent(A), 'VM.migrate', { vmId: `${vm}-fail`, dst: { libvirtUri: 'qemu+unix:///system?socket=/nonexistent' } });
+      await call(agent(A), 'VM.migrate', { vmId: `${vm}-fail`, dst: { libvirtUri: `qemu+unix:///system?socket=${dir}/nonexistent` } });
       const failed = await followToEnd(agent(A), `${vm}-fail`, 60_000);
       assert.equal(failed.state, 'failed');
       await prom.waitFor(`sum(vmigrate_migrations_failed_total{instance="${instA}"})`, (r) => r[0]?.value === failedBefore.reduce((n, x) => n + x.value, 0) + 1, 15_000);
@@ -254,7 +255,7 @@ describe('operability on the lab', { skip: isRoot ? false : 'needs root (lab hos
     const bad = 'jfail';
     const good = 'jok';
     try {
-      daemon = await startAgentProcess({
+      daemon = await startAgentProcess({ labDir: dir,
         name: 'a-journal',
         libvirtUri: A.libvirtUri,
         port: PORT_JOURNAL_AGENT,
@@ -272,7 +273,7 @@ describe('operability on the lab', { skip: isRoot ? false : 'needs root (lab hos
       await guest(bad, 128, 8, 4);
       await guest(good, 128, 8, 4);
       // libvirt cannot reach this destination: the migration starts, then fails
-      const failing = await call<{ migrationId: string }>(daemon.url, 'VM.migrate', { vmId: bad, dst: { libvirtUri: 'qemu+unix:///system?socket=/nonexistent' } });
+      const failing = await call<{ migrationId: string }>(daemon.url, 'VM.migrate', { vmId: bad, dst: { libvirtUri: `qemu+unix:///system?socket=${dir}/nonexistent` } });
       const failed = await followToEnd(daemon.url, bad, 60_000);
       assert.equal(failed.state, 'failed');
       assert.equal(failed.error?.name, 'MIGRATION_FAILED');
@@ -340,10 +341,10 @@ describe('operability on the lab', { skip: isRoot ? false : 'needs root (lab hos
     const slow = 'lim-slow';
     const second = 'lim-2';
     // a: limit 1 outgoing (flag); b: limit 1 incoming (environment)
-    const aLim = await startAgentProcess({ name: 'a-limited', libvirtUri: A.libvirtUri, port: PORT_A_LIMITED, args: ['--max-outgoing', '1', '--migration-address', '127.0.0.10'] });
+    const aLim = await startAgentProcess({ labDir: dir, name: 'a-limited', libvirtUri: A.libvirtUri, port: PORT_A_LIMITED, args: ['--max-outgoing', '1', '--migration-address', '127.0.0.10'] });
     let bLim: AgentProcess | undefined;
     try {
-      bLim = await startAgentProcess({ name: 'b-limited', libvirtUri: B.libvirtUri, port: PORT_B_LIMITED, env: { VMIGRATED_MAX_INCOMING: '1' }, args: ['--migration-address', '127.0.0.11'] });
+      bLim = await startAgentProcess({ labDir: dir, name: 'b-limited', libvirtUri: B.libvirtUri, port: PORT_B_LIMITED, env: { VMIGRATED_MAX_INCOMING: '1' }, args: ['--migration-address', '127.0.0.11'] });
       await guest(slow, 256, 128, 200);
       await guest(second, 128, 8, 4);
       // cannot finish at 20 MiB/s without steering: it holds both slots until cancelled

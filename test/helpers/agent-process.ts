@@ -33,6 +33,8 @@ export interface AgentProcessOptions {
   /** cgroup.procs files to join first, so journald files the lines under that unit */
   cgroupProcs?: string[];
   startTimeoutMs?: number;
+  /** the lab whose CA signs this agent's certificate and whose sockets it may migrate to (default: labDir()) */
+  labDir?: string;
 }
 
 export interface AgentProcess {
@@ -57,7 +59,8 @@ export function tcpAccepts(port: number, host = '127.0.0.1'): Promise<boolean> {
 export async function startAgentProcess(o: AgentProcessOptions): Promise<AgentProcess> {
   if (await tcpAccepts(o.port)) throw new Error(`port 127.0.0.1:${o.port} is already in use`);
   // a peer of the lab's agents: a certificate from the lab's CA, and the lab's destinations allowed
-  const tls = await labAgentTls(labDir(), o.name);
+  const lab = o.labDir ?? labDir();
+  const tls = await labAgentTls(lab, o.name);
   const daemonArgs = [
     DAEMON_MAIN,
     '--name', o.name,
@@ -66,7 +69,7 @@ export async function startAgentProcess(o: AgentProcessOptions): Promise<AgentPr
     '--metrics-listen', o.metricsPort ? `127.0.0.1:${o.metricsPort}` : 'off',
     '--log-target', o.journald ? 'journal' : 'stdout',
     '--tls-ca', tls.ca, '--tls-cert', tls.cert, '--tls-key', tls.key,
-    '--allowed-libvirt-uris', JSON.stringify(labAllowedLibvirtUris(labDir())),
+    '--allowed-libvirt-uris', JSON.stringify(labAllowedLibvirtUris(lab)),
     ...(o.args ?? []),
   ];
   // no config file of the machine may leak in

@@ -11,8 +11,16 @@ export interface ClientTlsPaths {
   key: string;
 }
 
+let labTls: ClientTlsPaths | null = null;
+
+/** Use this lab's operator certificate from now on (what `labUp()` returned as `tls`). */
+export function useClientTls(paths: ClientTlsPaths): void {
+  labTls = paths;
+}
+
 /** The lab operator's certificate (role manager), as `vmigrate lab up` made it. */
 export function operatorTlsPaths(): ClientTlsPaths {
+  if (labTls) return labTls;
   const dir = join(process.env.VMIGRATE_LAB_DIR ?? '/tmp/vmigrate-lab', 'pki');
   return { ca: join(dir, 'ca.pem'), cert: join(dir, 'operator.pem'), key: join(dir, 'operator-key.pem') };
 }

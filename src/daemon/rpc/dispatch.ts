@@ -39,6 +39,10 @@ export class Dispatcher {
     }
   }
 
+  knows(method: string): boolean {
+    return isVerb(method);
+  }
+
   /** The answer to one call; null for a notification. Never rejects. */
   async dispatch(call: Call, caller: Caller): Promise<JSONRPCResponse | null> {
     if (!isVerb(call.method)) {

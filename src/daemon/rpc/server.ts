@@ -109,6 +109,8 @@ export async function startRpcServer(opts: RpcServerOptions): Promise<RpcServer>
   const answer = async (conn: Connection, item: Item): Promise<JSONRPCResponse | null> => {
     if ('reply' in item) return item.reply;
     const { call } = item;
+    // an unknown method costs nothing: it gets its -32601 whatever else is in flight
+    if (!dispatcher.knows(call.method)) return dispatcher.dispatch(call, conn.caller);
     if (conn.inFlight >= limits.maxRequestsInFlight) {
       const message = `too many requests in flight on this connection (limit ${limits.maxRequestsInFlight})`;
       return call.id === undefined ? null : createJSONRPCErrorResponse(call.id, ErrorCodes.TOO_MANY_REQUESTS, message, { name: 'TOO_MANY_REQUESTS' });
