@@ -3,15 +3,11 @@
 // the VM stays where it is and a manager can start again; post-copy cannot be undone and is left.
 import type { Logger } from 'pino';
 import { QEMU_DEFAULTS } from '../controller/index.js';
-import { JobType } from '../libvirt/types.js';
+import { isNoDomain } from '../libvirt/errors.js';
+import { isJobActive, JobOperation } from '../libvirt/types.js';
 import type { MigrationLedger } from '../migration/ledger.js';
 import { applyAction } from '../migration/effects.js';
 import type { LibvirtLink } from './libvirt-link.js';
-import { libvirtCode } from './vm-lookup.js';
-
-const VIR_ERR_NO_DOMAIN = 42;
-// virDomainJobOperation: unknown 0, start 1, save 2, restore 3, migration-in 4, migration-out 5, ...
-const JOB_OPERATION_MIGRATION_OUT = 5;
 
 export async function abortOrphans(ledger: MigrationLedger, libvirt: LibvirtLink, log: Logger): Promise<void> {
   for (const entry of ledger.entries()) {
@@ -19,8 +15,8 @@ export async function abortOrphans(ledger: MigrationLedger, libvirt: LibvirtLink
     try {
       const domain = await (await libvirt.get()).lookupByUuid(entry.vmUuid);
       const stats = await domain.getJobStats();
-      const running = stats.type === JobType.BOUNDED || stats.type === JobType.UNBOUNDED;
-      const outgoing = stats.operation === undefined || stats.operation === JOB_OPERATION_MIGRATION_OUT;
+      const running = isJobActive(stats.type);
+      const outgoing = stats.operation === undefined || stats.operation === JobOperation.MIGRATION_OUT;
       if (!running || !outgoing) {
         log.info({ ...fields, jobType: stats.type, operation: stats.operation }, 'migration left by a previous agent process has ended');
       } else if ((stats.memory_postcopy_requests ?? 0) > 0) {
@@ -42,7 +38,7 @@ export async function abortOrphans(ledger: MigrationLedger, libvirt: LibvirtLink
         log.warn(fields, 'aborted a migration left running by a previous agent process; the VM stays on this host');
       }
     } catch (err) {
-      if (libvirtCode(err) !== VIR_ERR_NO_DOMAIN) {
+      if (!isNoDomain(err)) {
         log.error({ ...fields, err: String(err) }, 'could not check a migration left by a previous agent process');
         continue; // keep the record: the next start tries again
       }

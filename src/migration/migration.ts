@@ -5,7 +5,7 @@ import type { Logger } from 'pino';
 import type { Action } from '../controller/types.js';
 import { AgentError, type ErrorName, ErrorCodes } from '../api/errors.js';
 import type { Domain, JobStats, MigrateParams as LibvirtMigrateParams } from '../libvirt/types.js';
-import { JobType } from '../libvirt/types.js';
+import { isJobActive, JobStatsFlags } from '../libvirt/types.js';
 import type { ControllerPort } from './controller-port.js';
 import { applyAction } from './effects.js';
 import { startMonitor, type Monitor } from './monitor.js';
@@ -29,8 +29,6 @@ export interface MigrationPlan {
   sampleTimeoutMs: number;
   logger: Logger;
 }
-
-const COMPLETED_STATS = 1;
 
 export class Migration extends EventEmitter<MigrationEventMap> {
   readonly status: MigrationStatus;
@@ -171,7 +169,7 @@ export class Migration extends EventEmitter<MigrationEventMap> {
 
   private onSample(sample: MigrationSample): void {
     if (!this.active) return;
-    if (sample.jobType !== JobType.BOUNDED && sample.jobType !== JobType.UNBOUNDED) return;
+    if (!isJobActive(sample.jobType)) return;
     if (this.status.state === 'pending') this.setState('running');
     const s = this.status;
     s.progress = progressPercent(s.progress, sample);
@@ -253,7 +251,7 @@ export class Migration extends EventEmitter<MigrationEventMap> {
 
   private async readCompletedStats(): Promise<void> {
     try {
-      const stats = (await this.waitCompletedEvent(2000)) ?? (await this.plan.domain.getJobStats(COMPLETED_STATS));
+      const stats = (await this.waitCompletedEvent(2000)) ?? (await this.plan.domain.getJobStats(JobStatsFlags.COMPLETED));
       const sample = sampleFromJobStats(stats, Date.now() - this.startedMs);
       this.status.downtimeMs = sample.downtimeMs ?? null;
       if (sample.dataTotal > 0) this.status.dataTotal = sample.dataTotal;
