@@ -14,9 +14,9 @@
  * throttle at the policy ceiling stalls (stall.ts, escalate.ts). A policy with steer=false
  * ("stock") makes it a no-op.
  */
-import type { MigrationSample } from '../migration/sample.js';
+import type { MigrationSample } from './sample.js';
 import { JobType } from '../libvirt/types.js';
-import type { Action, ThrottleParams } from './types.js';
+import type { Action, Controller, ControllerContext, ControllerState, OriginalParams, ThrottleParams } from './types.js';
 import { patchPolicy, type Policy, type PolicyPatch } from './policy.js';
 import { estimateDirty, median, passRatio, passStartBytes, payloadRate } from './estimate.js';
 import { isStalled, isTransferStalled } from './stall.js';
@@ -30,17 +30,6 @@ const RATE_WINDOW = 8;
 const HISTORY = 32;
 const TRANSFER_STALL_MS = 10_000;
 
-/** QEMU's parameter values before the migration; finish() restores them. Defaults: QEMU's. */
-export interface OriginalParams {
-  throttleInitial: number;
-  throttleIncrement: number;
-  maxThrottle: number;
-  tailslow: boolean;
-  triggerThreshold: number;
-  downtimeMs: number;
-  bandwidthMiBps: number;
-}
-
 export const QEMU_DEFAULTS: OriginalParams = {
   throttleInitial: 20,
   throttleIncrement: 10,
@@ -50,69 +39,6 @@ export const QEMU_DEFAULTS: OriginalParams = {
   downtimeMs: 300,
   bandwidthMiBps: UNLIMITED_BANDWIDTH_MIBPS,
 };
-
-export interface ControllerContext {
-  guestRamBytes: number;
-  /** the migration was started with post-copy enabled (VIR_MIGRATE_POSTCOPY) */
-  postcopyEnabled: boolean;
-  /** expected payload rate, MiB/s: used until one is measured */
-  bandwidthMiBps?: number;
-  original?: Partial<OriginalParams>;
-}
-
-export type Phase =
-  | 'stock'
-  | 'first-pass'
-  | 'converging'
-  | 'throttling'
-  | 'escalating'
-  | 'postcopy'
-  /** aborted by us, or the job failed / was cancelled */
-  | 'aborted'
-  | 'completed';
-
-export interface ControllerState {
-  phase: Phase;
-  iteration: number;
-  elapsedMs: number;
-  /** estimated unthrottled dirty rate, bytes/s */
-  dirtyRate: number;
-  /** dirty rate the measurements prove, bytes/s */
-  dirtyRateLowerBound: number;
-  /** last pass re-dirtied the whole working set (rate only bounded below) */
-  saturated: boolean;
-  /** dirtied / sent over the last pass */
-  passRatio: number;
-  /** payload rate estimate, bytes/s */
-  transferRate: number;
-  /** size of the current pass at its start, bytes */
-  passBytes: number;
-  /** throttle the controller is steering to */
-  targetThrottle: number;
-  /** throttle QEMU reported last */
-  throttle: number;
-  stalled: boolean;
-  transferStalled: boolean;
-  downtimeMs: number;
-  timeoutMs: number;
-  lastReason: string;
-}
-
-export interface Controller {
-  observe(sample: MigrationSample): Action[];
-  /** The runner failed to apply `action` (one this controller returned): forget its effect. */
-  rejected(action: Action): void;
-  /**
-   * Switch policy mid-flight: a whole policy replaces the current one, a patch is merged over it
-   * (throws PolicyError). Returns the actions that bring QEMU in line now; the rest (ceiling,
-   * escalation, timeout) applies from the next decision.
-   */
-  changePolicy(next: PolicyPatch): Action[];
-  /** the policy in force */
-  policy(): Readonly<Policy>;
-  finish(): Action[];
-  state(): Readonly<ControllerState>;
-}
 
 const mib = (b: number): string => (b / MiB).toFixed(0);
 

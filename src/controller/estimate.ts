@@ -1,6 +1,6 @@
 // Estimates taken at iteration boundaries, never mid-pass: "data remaining" is a sawtooth inside
 // a pass, and QEMU's dirty-rate statistic is capped by the working set per sync.
-import type { MigrationSample } from '../migration/sample.js';
+import type { MigrationSample } from './sample.js';
 import { speedShare } from './curve.js';
 
 /** Dirtied/sent ratio at or above this means the working set was re-dirtied completely during the

@@ -1,7 +1,7 @@
 // "Is progress stalled?" Judged only on pass sizes at iteration boundaries (the sawtooth inside a
 // pass is normal), never on the first pass (it sends all RAM), and never on a near-zero transfer
 // rate while zero pages are being skipped.
-import type { MigrationSample } from '../migration/sample.js';
+import type { MigrationSample } from './sample.js';
 
 /**
  * @param passBytes pass sizes at successive boundaries, oldest first, from pass 2 on

@@ -1,5 +1,7 @@
-// Contract between the pure convergence controller and the migration runner that applies its actions.
-// The controller owns the Policy details; the runner only needs Action.
+// Contract between the pure convergence controller and those who drive it: the migration runner
+// feeds samples and applies actions, the daemon builds controllers and changes their policy.
+import type { Policy, PolicyPatch } from './policy.js';
+import type { MigrationSample } from './sample.js';
 
 /** QEMU migrate-set-parameters fields the controller may set (QMP names). */
 export interface ThrottleParams {
@@ -16,3 +18,80 @@ export type Action =
   | { type: 'set-bandwidth'; mibPerSec: number; reason: string }
   | { type: 'postcopy'; reason: string }
   | { type: 'abort'; reason: string };
+
+/** QEMU's parameter values before the migration; finish() restores them. Defaults: QEMU's. */
+export interface OriginalParams {
+  throttleInitial: number;
+  throttleIncrement: number;
+  maxThrottle: number;
+  tailslow: boolean;
+  triggerThreshold: number;
+  downtimeMs: number;
+  bandwidthMiBps: number;
+}
+
+export interface ControllerContext {
+  guestRamBytes: number;
+  /** the migration was started with post-copy enabled (VIR_MIGRATE_POSTCOPY) */
+  postcopyEnabled: boolean;
+  /** expected payload rate, MiB/s: used until one is measured */
+  bandwidthMiBps?: number;
+  original?: Partial<OriginalParams>;
+}
+
+export type Phase =
+  | 'stock'
+  | 'first-pass'
+  | 'converging'
+  | 'throttling'
+  | 'escalating'
+  | 'postcopy'
+  /** aborted by us, or the job failed / was cancelled */
+  | 'aborted'
+  | 'completed';
+
+export interface ControllerState {
+  phase: Phase;
+  iteration: number;
+  elapsedMs: number;
+  /** estimated unthrottled dirty rate, bytes/s */
+  dirtyRate: number;
+  /** dirty rate the measurements prove, bytes/s */
+  dirtyRateLowerBound: number;
+  /** last pass re-dirtied the whole working set (rate only bounded below) */
+  saturated: boolean;
+  /** dirtied / sent over the last pass */
+  passRatio: number;
+  /** payload rate estimate, bytes/s */
+  transferRate: number;
+  /** size of the current pass at its start, bytes */
+  passBytes: number;
+  /** throttle the controller is steering to */
+  targetThrottle: number;
+  /** throttle QEMU reported last */
+  throttle: number;
+  stalled: boolean;
+  transferStalled: boolean;
+  downtimeMs: number;
+  timeoutMs: number;
+  lastReason: string;
+}
+
+export interface Controller {
+  observe(sample: MigrationSample): Action[];
+  /** The runner failed to apply `action` (one this controller returned): forget its effect. */
+  rejected(action: Action): void;
+  /**
+   * Switch policy mid-flight: a whole policy replaces the current one, a patch is merged over it
+   * (throws PolicyError). Returns the actions that bring QEMU in line now; the rest (ceiling,
+   * escalation, timeout) applies from the next decision.
+   */
+  changePolicy(next: PolicyPatch): Action[];
+  /** the policy in force */
+  policy(): Readonly<Policy>;
+  finish(): Action[];
+  state(): Readonly<ControllerState>;
+}
+
+/** What a migration needs from a convergence controller. */
+export type ControllerPort = Pick<Controller, 'observe' | 'rejected' | 'changePolicy' | 'policy' | 'finish'>;

@@ -1,8 +1,7 @@
 import type { Logger } from 'pino';
 import type { MigrationManager } from '../migration/manager.js';
 import type { AdmissionDesk } from '../migration/admission.js';
-import type { ControllerPort } from '../migration/controller-port.js';
-import type { Action } from '../controller/types.js';
+import type { Action, ControllerPort } from '../controller/types.js';
 import type { LibvirtLink } from './libvirt-link.js';
 
 /** Settings the verbs need; a subset of the daemon's configuration. */
@@ -17,7 +16,8 @@ export interface AgentSettings {
   sampleTimeoutMs: number;
 }
 
-export interface ControllerContext {
+/** What a VM.migrate request and the VM tell the factory about the controller to build. */
+export interface ControllerRequest {
   guestRamBytes: number;
   postcopyEnabled: boolean;
   bandwidthMiBps?: number;
@@ -47,7 +47,7 @@ export interface ControllerFactory {
   /** validates; throws AgentError INVALID_POLICY naming the bad field */
   resolve(input: unknown): ResolvedPolicy;
   /** null: the policy wants QEMU's stock behaviour, nothing steered */
-  create(policy: ResolvedPolicy, ctx: ControllerContext): ControllerPort | null;
+  create(policy: ResolvedPolicy, request: ControllerRequest): ControllerPort | null;
   /** steer a running controller by a new policy; throws AgentError INVALID_POLICY */
   change(controller: ControllerPort, change: PolicyChange): { actions: Action[]; policyName: string };
 }

@@ -2,15 +2,15 @@
 // applies its actions, and keeps the status that VM.migrateStatus returns after the end too.
 import { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
-import type { Action } from '../controller/types.js';
+import type { Action, ControllerPort } from '../controller/types.js';
 import { AgentError, type ErrorName, ErrorCodes } from '../api/errors.js';
+import { isMigrationActive } from '../api/results.js';
 import type { Domain, JobStats, MigrateParams as LibvirtMigrateParams } from '../libvirt/types.js';
 import { isJobActive, JobStatsFlags } from '../libvirt/types.js';
-import type { ControllerPort } from './controller-port.js';
 import { applyAction } from './effects.js';
 import { startMonitor, type Monitor } from './monitor.js';
 import { progressPercent } from './progress.js';
-import { sampleFromJobStats, type MigrationSample } from './sample.js';
+import { sampleFromJobStats, type MigrationSample } from '../controller/sample.js';
 import type { ActionRecord, MigrationEventMap, MigrationState, MigrationStatus } from './status.js';
 
 export interface MigrationPlan {
@@ -77,7 +77,7 @@ export class Migration extends EventEmitter<MigrationEventMap> {
   }
 
   get active(): boolean {
-    return this.status.state === 'pending' || this.status.state === 'running';
+    return isMigrationActive(this.status.state);
   }
 
   /** Start in the background; the outcome arrives through events and `done`. */

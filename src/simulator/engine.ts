@@ -13,7 +13,7 @@
  * (the lab's measured curve). Post-copy moves the guest to the destination and completes once the
  * remaining pages are pulled. Abort stops the migration; the guest stays on the source.
  */
-import type { MigrationSample } from '../migration/sample.js';
+import type { MigrationSample } from '../controller/sample.js';
 import type { Action } from '../controller/types.js';
 import { speedShare } from '../controller/curve.js';
 import { evaluateTrigger, type ThrottleKnobs, type TriggerState } from './qemu-throttle.js';

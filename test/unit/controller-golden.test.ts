@@ -6,8 +6,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import type { Action } from '../../src/controller/types.js';
-import { createController, type ControllerContext } from '../../src/controller/controller.js';
+import type { Action, ControllerContext } from '../../src/controller/types.js';
+import { createController } from '../../src/controller/controller.js';
 import { resolvePolicy, type Policy, type PolicyPatch } from '../../src/controller/policy.js';
 import { createSimulation, HEAVY_LAB, labHeavyGuestShare, SCENARIOS, type Scenario } from '../../src/simulator/index.js';
 

@@ -2,7 +2,7 @@
 // near-zero transfer rate while zero pages are skipped.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import type { MigrationSample } from '../../src/migration/sample.js';
+import type { MigrationSample } from '../../src/controller/sample.js';
 import { isStalled, isTransferStalled } from '../../src/controller/stall.js';
 import { passStartBytes, payloadRate } from '../../src/controller/estimate.js';
 import { createController } from '../../src/controller/controller.js';
