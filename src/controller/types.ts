@@ -1,9 +1,10 @@
 // Contract between the pure convergence controller and those who drive it: the migration runner
 // feeds samples and applies actions, the daemon builds controllers and changes their policy.
+import type { KnownParams } from './knobs.js';
 import type { Policy, PolicyPatch } from './policy.js';
 import type { MigrationSample } from './sample.js';
 
-/** QEMU migrate-set-parameters fields the controller may set (QMP names). */
+/** QEMU migrate-set-parameters fields the controller may set (QMP names; see knobs.ts). */
 export interface ThrottleParams {
   'cpu-throttle-initial'?: number;
   'cpu-throttle-increment'?: number;
@@ -19,24 +20,14 @@ export type Action =
   | { type: 'postcopy'; reason: string }
   | { type: 'abort'; reason: string };
 
-/** QEMU's parameter values before the migration; finish() restores them. Defaults: QEMU's. */
-export interface OriginalParams {
-  throttleInitial: number;
-  throttleIncrement: number;
-  maxThrottle: number;
-  tailslow: boolean;
-  triggerThreshold: number;
-  downtimeMs: number;
-  bandwidthMiBps: number;
-}
-
 export interface ControllerContext {
   guestRamBytes: number;
   /** the migration was started with post-copy enabled (VIR_MIGRATE_POSTCOPY) */
   postcopyEnabled: boolean;
   /** expected payload rate, MiB/s: used until one is measured */
   bandwidthMiBps?: number;
-  original?: Partial<OriginalParams>;
+  /** QEMU's parameters before the migration where they are not QEMU's defaults; finish() restores them */
+  original?: KnownParams;
 }
 
 export type Phase =
@@ -50,6 +41,7 @@ export type Phase =
   | 'aborted'
   | 'completed';
 
+/** The controller's beliefs and decisions, as state() shows them. */
 export interface ControllerState {
   phase: Phase;
   iteration: number;
@@ -70,9 +62,11 @@ export interface ControllerState {
   targetThrottle: number;
   /** throttle QEMU reported last */
   throttle: number;
+  /** no progress over the stall window at the throttle ceiling */
   stalled: boolean;
-  transferStalled: boolean;
+  /** the downtime limit in force, ms */
   downtimeMs: number;
+  /** completion timeout, ms after the start */
   timeoutMs: number;
   lastReason: string;
 }
@@ -89,9 +83,10 @@ export interface Controller {
   changePolicy(next: PolicyPatch): Action[];
   /** the policy in force */
   policy(): Readonly<Policy>;
+  /** Actions that put back every parameter changed so far (call when the migration ended, any way). */
   finish(): Action[];
   state(): Readonly<ControllerState>;
 }
 
-/** What a migration needs from a convergence controller. */
+/** What a migration and the daemon need from a convergence controller. */
 export type ControllerPort = Pick<Controller, 'observe' | 'rejected' | 'changePolicy' | 'policy' | 'finish'>;

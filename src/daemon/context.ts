@@ -20,8 +20,11 @@ export interface AgentSettings {
 export interface ControllerRequest {
   guestRamBytes: number;
   postcopyEnabled: boolean;
+  /** VM.migrate `bandwidth`, MiB/s */
   bandwidthMiBps?: number;
-  maxDowntimeMs?: number;
+  /** VM.migrate `maxDowntime`: the downtime limit the controller starts from, ms */
+  downtimeLimitMs?: number;
+  /** VM.migrate `autoConvergeInitial` / `autoConvergeIncrement`: the throttle knobs' starting values */
   autoConvergeInitial?: number;
   autoConvergeIncrement?: number;
 }
@@ -37,6 +40,7 @@ export interface ResolvedPolicy {
 export interface PolicyChange {
   policy?: unknown;
   maxThrottle?: number;
+  /** VM.migrateChangeParams `maxDowntime`: the downtime limit from now on, ms */
   downtimeMs?: number;
   bandwidthMiBps?: number;
 }

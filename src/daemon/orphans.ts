@@ -2,7 +2,7 @@
 // carries a peer-to-peer migration on without its client) run unsteered and unseen. Abort them, so
 // the VM stays where it is and a manager can start again; post-copy cannot be undone and is left.
 import type { Logger } from 'pino';
-import { QEMU_DEFAULTS } from '../controller/index.js';
+import { EVERY_KNOB, QEMU_DEFAULTS, restoreActions } from '../controller/index.js';
 import { isNoDomain } from '../libvirt/errors.js';
 import { isJobActive, JobOperation } from '../libvirt/types.js';
 import type { MigrationLedger } from '../migration/ledger.js';
@@ -23,18 +23,10 @@ export async function abortOrphans(ledger: MigrationLedger, libvirt: LibvirtLink
         log.warn(fields, 'migration left by a previous agent process is in post-copy: it cannot be aborted, left to finish');
       } else {
         await domain.abortJob();
-        // the throttle parameters it may have steered go back to QEMU's defaults
-        await applyAction(domain, {
-          type: 'set-throttle',
-          params: {
-            'cpu-throttle-initial': QEMU_DEFAULTS.throttleInitial,
-            'cpu-throttle-increment': QEMU_DEFAULTS.throttleIncrement,
-            'max-cpu-throttle': QEMU_DEFAULTS.maxThrottle,
-            'cpu-throttle-tailslow': QEMU_DEFAULTS.tailslow,
-            'throttle-trigger-threshold': QEMU_DEFAULTS.triggerThreshold,
-          },
-          reason: 'restore after aborting an orphaned migration',
-        }).catch(() => {});
+        // the throttle knobs it may have steered go back to QEMU's defaults
+        for (const action of restoreActions(EVERY_KNOB, QEMU_DEFAULTS, 'aborted an orphaned migration')) {
+          await applyAction(domain, action).catch(() => {});
+        }
         log.warn(fields, 'aborted a migration left running by a previous agent process; the VM stays on this host');
       }
     } catch (err) {

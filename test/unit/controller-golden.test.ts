@@ -103,7 +103,7 @@ function grid(): Run[] {
   for (const scenario of scenarios) {
     for (const [pname, policy] of policies) runs.push({ name: `${scenario.name}/${pname}`, scenario, policy });
   }
-  const original = { throttleInitial: 15, throttleIncrement: 5, maxThrottle: 95, triggerThreshold: 40, downtimeMs: 250, bandwidthMiBps: 90 };
+  const original = { throttle: { initial: 15, increment: 5, max: 95, threshold: 40 }, downtimeMs: 250, bandwidthMiBps: 90 };
   for (const scenario of scenarios) {
     runs.push({ name: `${scenario.name}/original-params`, scenario, policy: resolvePolicy(undefined), ctx: { original } });
     runs.push({ name: `${scenario.name}/no-bandwidth-hint`, scenario, policy: resolvePolicy(undefined), ctx: { bandwidthMiBps: undefined } as Partial<ControllerContext> });
