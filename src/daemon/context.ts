@@ -1,7 +1,7 @@
 import type { Logger } from 'pino';
 import type { MigrationManager } from '../migration/manager.js';
 import type { AdmissionDesk } from '../migration/admission.js';
-import type { Action, ControllerPort } from '../controller/types.js';
+import type { Action, ControllerContext, ControllerPort } from '../controller/types.js';
 import type { LibvirtLink } from './libvirt-link.js';
 
 /** Settings the verbs need; a subset of the daemon's configuration. */
@@ -16,12 +16,9 @@ export interface AgentSettings {
   sampleTimeoutMs: number;
 }
 
-/** What a VM.migrate request and the VM tell the factory about the controller to build. */
-export interface ControllerRequest {
-  guestRamBytes: number;
-  postcopyEnabled: boolean;
-  /** VM.migrate `bandwidth`, MiB/s */
-  bandwidthMiBps?: number;
+/** What a VM.migrate request and the VM tell the factory about the controller to build: the
+ *  controller's context (`bandwidthMiBps` is VM.migrate `bandwidth`), and what QEMU starts with. */
+export interface ControllerRequest extends Omit<ControllerContext, 'original'> {
   /** VM.migrate `maxDowntime`: the downtime limit the controller starts from, ms */
   downtimeLimitMs?: number;
   /** VM.migrate `autoConvergeInitial` / `autoConvergeIncrement`: the throttle knobs' starting values */
