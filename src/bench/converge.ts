@@ -6,7 +6,7 @@ import { parseArgs } from 'node:util';
 import { AgentClient } from '../client/client.js';
 import { readTlsPaths, type TlsPaths } from '../client/tls.js';
 import type { MigrateParams } from '../api/params.js';
-import type { MigrationStatus } from '../api/results.js';
+import { isMigrationActive, type MigrationStatus } from '../api/results.js';
 import { defineGuest, destroyGuest, labDown, labUp, readGuestProgress, readGuestStatus, type LabHostInfo } from '../lab/index.js';
 import { charts, report, type Point, type RunResult } from './report.js';
 
@@ -84,7 +84,7 @@ async function runOne(a: LabHostInfo, b: LabHostInfo, tls: TlsPaths, sc: Scenari
     const t0 = performance.now();
     await client.migrate({ vmId: name, dst: b.agentUrl!, bandwidth: sc.bandwidth, ...mode.params });
     let s = await client.migrateStatus({ vmId: name });
-    while (s.state === 'pending' || s.state === 'running') {
+    while (isMigrationActive(s.state)) {
       if (performance.now() - t0 > limitS * 1000) {
         s = await client.migrateCancel({ vmId: name });
         break;

@@ -3,10 +3,11 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import { AgentClient } from '../client/client.js';
 import { readTlsPaths, TlsFileError, type TlsPem } from '../client/tls.js';
 import type { MigrateParams } from '../api/params.js';
+import { isMigrationActive } from '../api/results.js';
 import { followMigration } from './follow.js';
 import { statusLine } from './format.js';
 import { registerLabCommands } from './lab.js';
-import { DEMO_DEFAULTS, runDemo } from '../demo/demo.js';
+import { DEMO_DEFAULTS, runDemo } from './demo.js';
 
 export const DEFAULT_AGENT = 'wss://127.0.0.1:4411';
 export const DEFAULT_CA = '/etc/vmigrate/pki/ca.pem';
@@ -135,7 +136,7 @@ export function buildProgram(): Command {
     .action((vm: string, o: { watch?: boolean }) =>
       withClient(program, async (c, g) => {
         let s = await c.migrateStatus({ vmId: vm });
-        if (o.watch && (s.state === 'pending' || s.state === 'running')) {
+        if (o.watch && isMigrationActive(s.state)) {
           s = await followMigration(c, s.vmId, s.migrationId, { bar: !g.json && process.stdout.isTTY === true, quiet: g.json === true });
         }
         print(g, s, () => statusLine(s));

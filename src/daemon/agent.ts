@@ -1,6 +1,7 @@
 // Assembles the agent: libvirt link, migration registry, admission desk, verbs and the RPC server.
 // Effects only; every decision lives in the parts it wires together.
 import type { Logger } from 'pino';
+import { isMigrationActive } from '../api/results.js';
 import { MigrationManager } from '../migration/manager.js';
 import { AdmissionDesk } from '../migration/admission.js';
 import type { DomainEvent } from '../libvirt/types.js';
@@ -82,7 +83,7 @@ export async function startAgent(opts: AgentOptions): Promise<Agent> {
     rpc,
     async stop() {
       // Never leave a migration running unattended: abort them; the guests stay on this host.
-      const active = manager.list().filter((s) => s.state === 'pending' || s.state === 'running');
+      const active = manager.list().filter((s) => isMigrationActive(s.state));
       await Promise.all(active.map((s) => manager.get(s.vmId).cancel().catch(() => {})));
       await manager.settle();
       await rpc.close();

@@ -1,8 +1,7 @@
 import type { Logger } from 'pino';
 import type { MigrationManager } from '../migration/manager.js';
 import type { AdmissionDesk } from '../migration/admission.js';
-import type { ControllerPort } from '../migration/controller-port.js';
-import type { Action } from '../controller/types.js';
+import type { Action, ControllerContext, ControllerPort } from '../controller/types.js';
 import type { LibvirtLink } from './libvirt-link.js';
 import type { AllowRule } from './security/libvirt-uri.js';
 import type { RoleTable } from './security/subject.js';
@@ -26,11 +25,12 @@ export interface AgentSettings {
   roles: RoleTable;
 }
 
-export interface ControllerContext {
-  guestRamBytes: number;
-  postcopyEnabled: boolean;
-  bandwidthMiBps?: number;
-  maxDowntimeMs?: number;
+/** What a VM.migrate request and the VM tell the factory about the controller to build: the
+ *  controller's context (`bandwidthMiBps` is VM.migrate `bandwidth`), and what QEMU starts with. */
+export interface ControllerRequest extends Omit<ControllerContext, 'original'> {
+  /** VM.migrate `maxDowntime`: the downtime limit the controller starts from, ms */
+  downtimeLimitMs?: number;
+  /** VM.migrate `autoConvergeInitial` / `autoConvergeIncrement`: the throttle knobs' starting values */
   autoConvergeInitial?: number;
   autoConvergeIncrement?: number;
 }
@@ -48,6 +48,7 @@ export interface ResolvedPolicy {
 export interface PolicyChange {
   policy?: unknown;
   maxThrottle?: number;
+  /** VM.migrateChangeParams `maxDowntime`: the downtime limit from now on, ms */
   downtimeMs?: number;
   bandwidthMiBps?: number;
 }
@@ -58,7 +59,7 @@ export interface ControllerFactory {
   /** validates; throws AgentError INVALID_POLICY naming the bad field */
   resolve(input: unknown): ResolvedPolicy;
   /** null: the policy wants QEMU's stock behaviour, nothing steered */
-  create(policy: ResolvedPolicy, ctx: ControllerContext): ControllerPort | null;
+  create(policy: ResolvedPolicy, request: ControllerRequest): ControllerPort | null;
   /** steer a running controller by a new policy; throws AgentError INVALID_POLICY */
   change(controller: ControllerPort, change: PolicyChange): { actions: Action[]; policyName: string };
 }

@@ -2,15 +2,15 @@
 // applies its actions, and keeps the status that VM.migrateStatus returns after the end too.
 import { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
-import type { Action } from '../controller/types.js';
+import type { Action, ControllerPort } from '../controller/types.js';
 import { AgentError, type ErrorName, ErrorCodes } from '../api/errors.js';
+import { isMigrationActive } from '../api/results.js';
 import type { Domain, JobStats, MigrateParams as LibvirtMigrateParams } from '../libvirt/types.js';
-import { JobType } from '../libvirt/types.js';
-import type { ControllerPort } from './controller-port.js';
+import { isJobActive, JobStatsFlags } from '../libvirt/types.js';
 import { applyAction } from './effects.js';
 import { startMonitor, type Monitor } from './monitor.js';
 import { progressPercent } from './progress.js';
-import { sampleFromJobStats, type MigrationSample } from './sample.js';
+import { sampleFromJobStats, type MigrationSample } from '../controller/sample.js';
 import type { ActionRecord, MigrationEventMap, MigrationState, MigrationStatus } from './status.js';
 
 export interface MigrationPlan {
@@ -31,8 +31,6 @@ export interface MigrationPlan {
   sampleTimeoutMs: number;
   logger: Logger;
 }
-
-const COMPLETED_STATS = 1;
 
 export class Migration extends EventEmitter<MigrationEventMap> {
   readonly status: MigrationStatus;
@@ -81,7 +79,7 @@ export class Migration extends EventEmitter<MigrationEventMap> {
   }
 
   get active(): boolean {
-    return this.status.state === 'pending' || this.status.state === 'running';
+    return isMigrationActive(this.status.state);
   }
 
   /** Start in the background; the outcome arrives through events and `done`. */
@@ -173,7 +171,7 @@ export class Migration extends EventEmitter<MigrationEventMap> {
 
   private onSample(sample: MigrationSample): void {
     if (!this.active) return;
-    if (sample.jobType !== JobType.BOUNDED && sample.jobType !== JobType.UNBOUNDED) return;
+    if (!isJobActive(sample.jobType)) return;
     if (this.status.state === 'pending') this.setState('running');
     const s = this.status;
     s.progress = progressPercent(s.progress, sample);
@@ -259,7 +257,7 @@ export class Migration extends EventEmitter<MigrationEventMap> {
 
   private async readCompletedStats(): Promise<void> {
     try {
-      const stats = (await this.waitCompletedEvent(2000)) ?? (await this.plan.domain.getJobStats(COMPLETED_STATS));
+      const stats = (await this.waitCompletedEvent(2000)) ?? (await this.plan.domain.getJobStats(JobStatsFlags.COMPLETED));
       const sample = sampleFromJobStats(stats, Date.now() - this.startedMs);
       this.status.downtimeMs = sample.downtimeMs ?? null;
       if (sample.dataTotal > 0) this.status.dataTotal = sample.dataTotal;

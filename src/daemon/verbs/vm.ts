@@ -62,7 +62,7 @@ async function migrate(ctx: AgentContext, p: VerbParams<'VM.migrate'>): Promise<
       guestRamBytes: info.maxMemKiB * 1024,
       postcopyEnabled: postcopy,
       ...(p.bandwidth !== undefined ? { bandwidthMiBps: p.bandwidth } : {}),
-      ...(p.maxDowntime !== undefined ? { maxDowntimeMs: p.maxDowntime } : {}),
+      ...(p.maxDowntime !== undefined ? { downtimeLimitMs: p.maxDowntime } : {}),
       ...(p.autoConvergeInitial !== undefined ? { autoConvergeInitial: p.autoConvergeInitial } : {}),
       ...(p.autoConvergeIncrement !== undefined ? { autoConvergeIncrement: p.autoConvergeIncrement } : {}),
     });

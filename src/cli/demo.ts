@@ -2,8 +2,8 @@
 // the agent from lab host a to lab host b, with live progress, then checked on both hosts.
 import { AgentClient } from '../client/client.js';
 import { readTlsPaths, type TlsPaths } from '../client/tls.js';
-import { followMigration } from '../cli/follow.js';
-import { mibps, seconds } from '../cli/format.js';
+import { followMigration } from './follow.js';
+import { mibps, seconds } from './format.js';
 import { defineGuest, labDown, labUp, measureGuestRate, readGuestProgress } from '../lab/index.js';
 
 export interface DemoOptions {
