@@ -8,6 +8,7 @@ import { LOG_LEVELS, type LogLevel, type LogTarget } from '../common/logger.js';
 import { DEFAULT_POLICY, POLICY_NAMES, resolvePolicy } from '../controller/policy.js';
 import { DEFAULT_ROLE_SUBJECTS, ROLES, type Role } from '../api/roles.js';
 import { parseSubjectPattern } from './security/subject.js';
+import type { RpcLimits } from './rpc/server.js';
 import { parseAllowRule } from './security/libvirt-uri.js';
 
 export const DEFAULT_CONFIG_PATH = '/etc/vmigrate/vmigrated.json';
@@ -20,7 +21,8 @@ export interface ListenAddress {
   port: number;
 }
 
-export interface DaemonConfig {
+/** The settings; the RPC limits (maxConnections, ...) keep a hostile or broken client from exhausting the agent. */
+export interface DaemonConfig extends RpcLimits {
   /** host name shown to clients */
   name: string;
   libvirtUri: string;
@@ -57,15 +59,6 @@ export interface DaemonConfig {
   localSocket: string | null;
   /** libvirt URIs a migration may be sent to: patterns such as qemu+tls://HOST/system, where HOST may be a star */
   allowedLibvirtUris: string[];
-  /** limits that keep a hostile or broken client from exhausting the agent */
-  maxConnections: number;
-  maxRequestsInFlight: number;
-  maxBatch: number;
-  maxRequestBytes: number;
-  /** ping every connection this often; one that has not answered the previous ping is dropped (0 = off) */
-  heartbeatMs: number;
-  /** a subscriber with more than this many bytes of notifications unsent is dropped */
-  maxSubscriberBufferBytes: number;
   /** the file that was read, or null when the default file does not exist */
   configFile: string | null;
 }

@@ -65,14 +65,7 @@ async function main(): Promise<void> {
     },
     listen: config.listen,
     localSocket: config.localSocket,
-    limits: {
-      maxConnections: config.maxConnections,
-      maxRequestsInFlight: config.maxRequestsInFlight,
-      maxBatch: config.maxBatch,
-      maxRequestBytes: config.maxRequestBytes,
-      heartbeatMs: config.heartbeatMs,
-      maxSubscriberBufferBytes: config.maxSubscriberBufferBytes,
-    },
+    limits: config, // DaemonConfig extends RpcLimits
     maxIncoming: config.maxIncoming,
     maxOutgoing: config.maxOutgoing,
     controllers,

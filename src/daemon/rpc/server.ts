@@ -21,12 +21,17 @@ import { decodeFrame, type FrameLimits, type Item } from './frames.js';
 export type { RefusedHook } from './dispatch.js';
 
 export interface RpcLimits {
+  /** connections open at once (both endpoints); more are refused with HTTP 503 */
   maxConnections: number;
+  /** requests of one connection being answered at once; more get TOO_MANY_REQUESTS */
   maxRequestsInFlight: number;
+  /** requests in one batch */
   maxBatch: number;
+  /** size of one frame that is read and answered; twice this closes the connection (1009) */
   maxRequestBytes: number;
-  /** 0: no heartbeat */
+  /** ping every connection this often; one that has not answered the previous ping is dropped (0 = off) */
   heartbeatMs: number;
+  /** a subscriber with more than this many bytes of notifications unsent is dropped */
   maxSubscriberBufferBytes: number;
 }
 
