@@ -71,6 +71,11 @@ for pair in vmigrated:daemon/main.js vmigrate:cli/main.js; do
 done
 
 mkdir -p "$DESTDIR$CONFDIR"
+# the agent's certificate and key go here (README: Security model); TLS is on by default
+install -d -m 0700 "$DESTDIR$CONFDIR/pki"
+if [ ! -e "$DESTDIR$CONFDIR/pki/agent.pem" ]; then
+  echo "install.sh: put ca.pem, agent.pem and agent-key.pem in $CONFDIR/pki before starting vmigrated (vmigrate pki issue --role peer ...)"
+fi
 if [ -e "$DESTDIR$CONFDIR/vmigrated.json" ]; then
   echo "install.sh: keeping existing $CONFDIR/vmigrated.json"
 else

@@ -7,6 +7,7 @@ import { isMigrationActive } from '../api/results.js';
 import { followMigration } from './follow.js';
 import { statusLine } from './format.js';
 import { registerLabCommands } from './lab.js';
+import { registerPkiCommands } from './pki.js';
 import { DEMO_DEFAULTS, runDemo } from './demo.js';
 
 export const DEFAULT_AGENT = 'wss://127.0.0.1:4411';
@@ -154,6 +155,7 @@ export function buildProgram(): Command {
       }),
     );
 
+  registerPkiCommands(program);
   registerLabCommands(program);
   const lab = program.commands.find((c) => c.name() === 'lab') ?? program.command('lab');
   lab

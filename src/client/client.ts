@@ -2,9 +2,9 @@
 // when it asks a destination agent to admit a migration.
 import { EventEmitter } from 'node:events';
 import { checkServerIdentity, type ConnectionOptions, type PeerCertificate } from 'node:tls';
-import { JSONRPCClient, type JSONRPCResponse } from 'json-rpc-2.0';
+import { JSONRPCClient, createJSONRPCErrorResponse, type JSONRPCResponse } from 'json-rpc-2.0';
 import WebSocket from 'ws';
-import type { TlsPem } from './tls.js';
+import { readTlsPaths, type TlsPaths, type TlsPem } from './tls.js';
 import type { MigrateParams, SubscribeParams, VmRef } from '../api/params.js';
 import type {
   Capabilities,
@@ -33,11 +33,21 @@ export class RpcError extends Error {
   }
 }
 
+/** No answer within the call timeout: the agent is slow, hung or not speaking JSON-RPC. */
+export class CallTimeout extends Error {
+  constructor(method: string, url: string, ms: number) {
+    super(`${method} on ${url}: no answer within ${ms} ms`);
+    this.name = 'CallTimeout';
+  }
+}
+
 export interface ConnectOptions {
   timeoutMs?: number;
   callTimeoutMs?: number;
   /** CA bundle, client certificate and key, for a wss:// agent (mutual TLS) */
   tls?: TlsPem;
+  /** the same as PEM file paths (what the CLI's --ca/--cert/--key name) */
+  tlsFiles?: TlsPaths;
   /** after the usual host name check: return an Error to refuse the agent's certificate */
   checkServer?: (cert: PeerCertificate) => Error | undefined;
   /** largest frame accepted from the agent (default 16 MiB) */
@@ -88,9 +98,15 @@ export class AgentClient extends EventEmitter<ClientEvents> {
   private readonly callTimeoutMs: number;
 
   /** Connect, failing after timeoutMs; calls then time out after callTimeoutMs. */
-  static connect(url: string, opts: ConnectOptions = {}): Promise<AgentClient> {
-    const timeoutMs = opts.timeoutMs ?? 5000;
+  static connect(url: string, options: ConnectOptions = {}): Promise<AgentClient> {
+    const timeoutMs = options.timeoutMs ?? 5000;
     return new Promise((resolve, reject) => {
+      let opts = options;
+      try {
+        if (opts.tlsFiles && !opts.tls) opts = { ...opts, tls: readTlsPaths(opts.tlsFiles) };
+      } catch (err) {
+        return reject(err);
+      }
       if (url.startsWith('wss://') && !opts.tls) return reject(new Error(`cannot reach agent at ${url}: a wss:// agent needs TLS material (--ca, --cert, --key)`));
       // ws hands TLS options to tls.connect; its typings know only a boolean checkServerIdentity
       const tlsOptions: ConnectionOptions = opts.tls
@@ -142,11 +158,16 @@ export class AgentClient extends EventEmitter<ClientEvents> {
     }
   }
 
-  /** Call any verb; rejects with RpcError for an error answer. */
+  /** Call any verb; rejects with RpcError for an error answer, CallTimeout when none came in time. */
   async call<T>(method: string, params: object = {}): Promise<T> {
+    let timedOut = false;
     const response = await this.rpc
-      .timeout(this.callTimeoutMs)
+      .timeout(this.callTimeoutMs, (id) => {
+        timedOut = true;
+        return createJSONRPCErrorResponse(id, 0, 'timeout');
+      })
       .requestAdvanced({ jsonrpc: '2.0', id: this.nextId(), method, params });
+    if (timedOut) throw new CallTimeout(method, this.url, this.callTimeoutMs);
     if (response.error) {
       throw new RpcError(String(response.error.message), Number(response.error.code), response.error.data);
     }

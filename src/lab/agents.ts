@@ -6,7 +6,7 @@ import { tailFile, waitFor } from './exec.js';
 import { LabError } from './errors.js';
 import { daemonMain, type HostPlan } from './paths.js';
 import { labAgentTls } from './lab-pki.js';
-import type { TlsMaterial } from './pki.js';
+import type { TlsMaterial } from '../common/pki.js';
 import { isAlive, listProcs, procInfo, terminate } from './procs.js';
 
 /** libvirt URIs the lab's agents accept as destinations: the default TLS transport, and the

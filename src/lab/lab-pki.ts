@@ -3,7 +3,7 @@
 // (manager) and a reader's client certificates. Kept across `lab up`s like the hosts' identities.
 import { join } from 'node:path';
 import { defaultRoleOu } from '../api/roles.js';
-import { ensureCa, ensureCert, type KeyPair, type TlsMaterial } from './pki.js';
+import { ensureCa, ensureCert, type KeyPair, type TlsMaterial } from '../common/pki.js';
 
 export const pkiDir = (labDir: string): string => join(labDir, 'pki');
 

@@ -2,7 +2,7 @@ import { existsSync } from 'node:fs';
 import { mkdir, rm } from 'node:fs/promises';
 import { agentSocket, requireDaemonBuilt, startAgent, stopAgent, tcpAccepts } from './agents.js';
 import { labClientTls } from './lab-pki.js';
-import type { TlsMaterial } from './pki.js';
+import type { TlsMaterial } from '../common/pki.js';
 import { requireRoot } from './errors.js';
 import { prepareHost, spawnLibvirtd, stopHost, waitLibvirtd } from './host.js';
 import { HOST_NAMES, hostPlan, labDir, portBase, stateFile, type HostName, type HostPlan } from './paths.js';

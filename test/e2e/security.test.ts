@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import WebSocket, { WebSocketServer } from 'ws';
 import { defineGuest, destroyGuest, labDown, labUp, type LabHostInfo, type LabInfo } from '../../src/lab/index.js';
 import { labAgentTls, labClientTls } from '../../src/lab/lab-pki.js';
-import { ensureCa, issueCert } from '../../src/lab/pki.js';
+import { ensureCa, issueCert } from '../../src/common/pki.js';
 import { call, callError, rawCall, sleep, useClientTls, waitFor, type ClientTlsPaths } from '../helpers/raw-rpc.js';
 
 const isRoot = process.getuid?.() === 0;

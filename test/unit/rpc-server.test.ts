@@ -16,7 +16,7 @@ import { startRpcServer, type RpcLimits, type RpcServer } from '../../src/daemon
 import { roleTable } from '../../src/daemon/security/subject.js';
 import { TlsStore } from '../../src/daemon/security/tls-store.js';
 import type { Caller, Verbs } from '../../src/daemon/verbs/types.js';
-import { ensureCa, issueCert, type KeyPair } from '../../src/lab/pki.js';
+import { ensureCa, issueCert, type KeyPair } from '../../src/common/pki.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'vmigrate-rpc-'));
 const pair = (name: string): KeyPair => ({ cert: join(dir, `${name}.pem`), key: join(dir, `${name}-key.pem`) });

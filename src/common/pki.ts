@@ -1,11 +1,12 @@
-// The lab's private PKI, made with Debian's openssl (never hand-written ASN.1): one CA, and
-// certificates issued by it for the agents (server + client: their API and agent-to-agent calls),
-// for the operator and readers (clients), and for libvirt/QEMU's migration stream.
-// Roles come from the subject's OU (see src/daemon/auth/), so the OU is chosen per use.
+// A small private PKI made with Debian's openssl (never hand-written ASN.1): one CA, and
+// certificates issued by it for agents (server + client: their API and agent-to-agent calls),
+// managers and readers (clients), and libvirt/QEMU's migration stream. The agents take a caller's
+// role from its subject's OU (src/api/roles.ts), so the OU is chosen per use.
+import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { run } from './exec.js';
+import { promisify } from 'node:util';
 
 export interface KeyPair {
   cert: string;
@@ -25,29 +26,41 @@ export interface CertRequest {
   /** subjectAltName entries, e.g. ['IP:127.0.0.1', 'DNS:localhost'] */
   san?: string[];
   usage: ReadonlyArray<'serverAuth' | 'clientAuth'>;
+  /** subject O (default DEFAULT_ORG) */
+  org?: string;
 }
 
-const ORG = 'vmigrate lab';
+/** The subject's O of everything issued here, unless the caller names another. */
+export const DEFAULT_ORG = 'vmigrate lab';
 const DAYS = '825';
 
+const execFileP = promisify(execFile);
+
 async function openssl(args: string[]): Promise<void> {
-  const r = await run('openssl', args, 60_000);
-  if (r.code !== 0) throw new Error(`openssl ${args[0]} failed (${r.code}): ${r.stderr.trim()}`);
+  try {
+    await execFileP('openssl', args, { timeout: 60_000 });
+  } catch (err) {
+    const e = err as { code?: unknown; stderr?: string; message: string };
+    throw new Error(`openssl ${args[0]} failed (${String(e.code)}): ${(e.stderr ?? e.message).trim()}`);
+  }
 }
 
-function subject(o: { cn: string; ou?: string }): string {
-  // openssl -subj syntax; names here are ours (no '/' or '=' inside values).
-  return `/O=${ORG}${o.ou ? `/OU=${o.ou}` : ''}/CN=${o.cn}`;
+/** Names go into openssl's -subj syntax, where '/', '=', ',' and '+' would change its meaning. */
+function subject(o: { cn: string; ou?: string; org?: string }): string {
+  for (const v of [o.cn, o.ou, o.org]) {
+    if (v !== undefined && !/^[A-Za-z0-9 ._@-]+$/.test(v)) throw new Error(`certificate name "${v}": use letters, digits, space and . _ @ - only`);
+  }
+  return `/O=${o.org ?? DEFAULT_ORG}${o.ou ? `/OU=${o.ou}` : ''}/CN=${o.cn}`;
 }
 
 /** Creates the CA in `dir` (ca.pem, ca-key.pem) unless it exists; returns its paths. */
-export async function ensureCa(dir: string): Promise<KeyPair> {
+export async function ensureCa(dir: string, org?: string): Promise<KeyPair> {
   const ca = { cert: join(dir, 'ca.pem'), key: join(dir, 'ca-key.pem') };
   if (existsSync(ca.cert) && existsSync(ca.key)) return ca;
   await mkdir(dir, { recursive: true, mode: 0o700 });
   await openssl([
     'req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-sha256', '-days', DAYS,
-    '-keyout', ca.key, '-out', ca.cert, '-subj', subject({ cn: 'vmigrate lab CA' }),
+    '-keyout', ca.key, '-out', ca.cert, '-subj', subject({ cn: `${org ?? DEFAULT_ORG} CA`, ...(org ? { org } : {}) }),
     // libvirt and QEMU (GnuTLS) insist on these on a CA certificate
     '-addext', 'basicConstraints=critical,CA:TRUE',
     '-addext', 'keyUsage=critical,keyCertSign,cRLSign',
