@@ -10,6 +10,7 @@ DEBS=(
   gcc gcc-multilib binutils make g++ python3
   util-linux iproute2 procps
   prometheus systemd
+  systemd-container debootstrap
 )
 
 missing=()
