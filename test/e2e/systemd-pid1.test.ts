@@ -4,7 +4,10 @@
 // There is no libvirtd in the machine: the agent serves anyway (libvirt "not reachable yet").
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { ensureCa, issueCert, type KeyPair } from '../../src/common/pki.js';
 import { bootMachine, ensureTree, nspawnSkipReason, NODE_IN_MACHINE, REPO, SRC_IN_MACHINE, type Machine } from '../helpers/nspawn.js';
 import { sleep } from '../helpers/raw-rpc.js';
 
@@ -14,12 +17,34 @@ const PORT = 4411;
 const DROPIN_DIR = `/run/systemd/system/${UNIT}.d`;
 const RPC_ONCE = join(REPO, 'dist/test/helpers/rpc-once.js');
 
+/** The PKI on the host: a CA, the agent's certificate (server on 127.0.0.1) and the operator's. */
+const pkiDir = mkdtempSync(join(tmpdir(), 'vmigrate-pid1-pki-'));
+let ca: KeyPair;
+const pkiPair = (name: string): KeyPair => ({ cert: join(pkiDir, `${name}.pem`), key: join(pkiDir, `${name}-key.pem`) });
+
+async function issueAgentCert(cn: string): Promise<KeyPair> {
+  return issueCert(ca, pkiPair('agent'), { cn, ou: 'vmigrate-peer', san: ['IP:127.0.0.1', 'DNS:localhost'], usage: ['serverAuth', 'clientAuth'] });
+}
+
+function copyIn(m: Machine, from: string, to: string, mode: string): void {
+  const r = m.run(['sh', '-c', `umask 077; mkdir -p "$(dirname ${to})" && cat > ${to} && chmod ${mode} ${to}`], { input: readFileSync(from, 'utf8') });
+  assert.equal(r.status, 0, r.stderr);
+}
+
+/** The agent's TLS material where its defaults look for it (/etc/vmigrate/pki). */
+function installAgentCert(m: Machine): void {
+  copyIn(m, ca.cert, '/etc/vmigrate/pki/ca.pem', '0644');
+  copyIn(m, pkiPair('agent').cert, '/etc/vmigrate/pki/agent.pem', '0644');
+  copyIn(m, pkiPair('agent').key, '/etc/vmigrate/pki/agent-key.pem', '0600');
+}
+
 /**
  * The agent's configuration inside the machine: the one place to change when the agent's defaults
- * change (e.g. TLS material once TLS is on by default). Plain ws:// on loopback for now.
+ * change. TLS is on by default, with the material installAgentCert() put in /etc/vmigrate/pki.
  */
 function writeAgentConfig(m: Machine): void {
-  const config = { listen: `127.0.0.1:${PORT}`, metricsListen: 'off', libvirtUri: 'qemu:///system' };
+  installAgentCert(m);
+  const config = { listen: `127.0.0.1:${PORT}`, metricsListen: 'off', libvirtUri: 'qemu:///system', localSocket: '/run/vmigrate/vmigrated.sock' };
   const r = m.run(['sh', '-c', 'cat > /etc/vmigrate/vmigrated.json'], { input: `${JSON.stringify(config)}\n` });
   assert.equal(r.status, 0, r.stderr);
 }
@@ -28,7 +53,8 @@ type Reply = { result?: { ok?: boolean; name?: string }; error?: { code: number;
 
 /** One JSON-RPC call to the agent on the machine's loopback; null when nothing answers. */
 function rpc(m: Machine, method: string, params: unknown = {}): Reply | null {
-  const r = m.runInNet([process.execPath, RPC_ONCE, `ws://127.0.0.1:${PORT}`, method, JSON.stringify(params)]);
+  // rpc-once takes the operator's certificate from VMIGRATE_CA/CERT/KEY (set in before())
+  const r = m.runInNet([process.execPath, RPC_ONCE, `wss://127.0.0.1:${PORT}`, method, JSON.stringify(params)]);
   return r.status === 0 ? (JSON.parse(r.stdout) as Reply) : null;
 }
 
@@ -84,6 +110,10 @@ describe('vmigrated.service under systemd as PID 1 (systemd-nspawn --boot)', { s
   let bootMs = 0;
 
   before(async () => {
+    ca = await ensureCa(join(pkiDir, 'ca'));
+    await issueAgentCert('agent');
+    const operator = await issueCert(ca, pkiPair('operator'), { cn: 'operator', ou: 'vmigrate-manager', usage: ['clientAuth'] });
+    Object.assign(process.env, { VMIGRATE_CA: ca.cert, VMIGRATE_CERT: operator.cert, VMIGRATE_KEY: operator.key });
     const tree = ensureTree((msg) => console.log(`# ${msg}`));
     treeInfo = `${tree.dir} (${tree.built ? `built in ${(tree.ms / 1000).toFixed(1)} s` : 'cached'})`;
     const t0 = Date.now();
@@ -92,6 +122,7 @@ describe('vmigrated.service under systemd as PID 1 (systemd-nspawn --boot)', { s
   });
 
   after(async () => {
+    rmSync(pkiDir, { recursive: true, force: true });
     await m?.stop();
   });
 
@@ -125,7 +156,7 @@ describe('vmigrated.service under systemd as PID 1 (systemd-nspawn --boot)', { s
     assert.equal(s.WatchdogUSec, '30s', "the unit's watchdog is armed");
     assert.equal(s.SubState, 'running');
     // STATUS= only ever comes from sd_notify: the datagrams get from the sandbox to PID 1
-    assert.equal(s.StatusText, `serving on ws://127.0.0.1:${PORT}`);
+    assert.equal(s.StatusText, `serving on wss://127.0.0.1:${PORT}`);
     assert.ok(Number(s.ActiveEnterTimestampMonotonic) > Number(s.ExecMainStartTimestampMonotonic));
     assert.equal(rpc(m, 'Host.ping')?.result?.ok, true);
 
@@ -182,6 +213,25 @@ describe('vmigrated.service under systemd as PID 1 (systemd-nspawn --boot)', { s
     const blocked = entries.filter((e) => /SIGSYS|bad system call|operation not permitted|permission denied|EPERM|EACCES|read-only file system/i.test(text(e)));
     assert.deepEqual(blocked.map(text), [], 'nothing in the journal of the agent hitting the sandbox');
     assert.equal(m.show(UNIT, ['ActiveState']).ActiveState, 'active');
+  });
+
+  it('systemctl reload re-reads the certificates in place; the local socket serves root inside the sandbox', async () => {
+    const m = machine();
+    clearDropIns(m);
+    m.sh(`systemctl restart ${UNIT}`);
+    const pid = m.show(UNIT, ['MainPID']).MainPID;
+    const since = monotonicUs(m);
+    await issueAgentCert('agent-rotated');
+    installAgentCert(m);
+    const reload = m.run(['systemctl', 'reload', UNIT]);
+    assert.equal(reload.status, 0, reload.stderr);
+    await until('the agent logs the reload', () => journal(m, since).some((e) => /TLS material reloaded/.test(text(e))), 10_000);
+    assert.equal(m.show(UNIT, ['MainPID']).MainPID, pid, 'reloaded, not restarted');
+    assert.equal(rpc(m, 'Host.ping')?.result?.ok, true, 'new connections are served with the new certificate');
+    assert.equal(m.sh('stat -c %a /run/vmigrate/vmigrated.sock').trim(), '600');
+    const local = m.run([NODE_IN_MACHINE, `${SRC_IN_MACHINE}/dist/test/helpers/rpc-once.js`, 'ws+unix:///run/vmigrate/vmigrated.sock:/', 'VM.migrateStatus', '{"vmId":"none"}']);
+    assert.equal(local.status, 0, local.stderr);
+    assert.equal((JSON.parse(local.stdout) as Reply).error?.data?.name, 'NO_MIGRATION', 'the local socket caller is a manager: the verb ran');
   });
 
   it('WatchdogSec=: pings keep a live agent up; a frozen one is killed and restarted', async () => {

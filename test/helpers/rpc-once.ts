@@ -1,7 +1,11 @@
 // One JSON-RPC call as a separate process: `node rpc-once.js URL METHOD [PARAMS_JSON]` prints the
 // reply ({"result":...} or {"error":...}) as one JSON line, or exits 1 when the agent cannot be
 // reached. For agents in another network namespace (run it under `nsenter --net`).
-import { rawCall } from './raw-rpc.js';
+import { rawCall, useClientTls } from './raw-rpc.js';
+
+// a wss:// agent: the client certificate comes from the same variables the CLI reads
+const { VMIGRATE_CA: ca, VMIGRATE_CERT: cert, VMIGRATE_KEY: key } = process.env;
+if (ca && cert && key) useClientTls({ ca, cert, key });
 
 const [url, method, params] = process.argv.slice(2);
 if (!url || !method) {
