@@ -39,6 +39,8 @@ export interface DaemonConfig {
   peerLibvirtUri: string | null;
   /** where the agent keeps its record of running migrations, to find them again after a crash */
   stateDir: string;
+  /** encrypt migration streams when a migrate request does not say (VM.migrate's tls) */
+  migrationTls: boolean;
   /** policy used when a migrate request names none: a built-in name or a policy object */
   defaultPolicy: string | Record<string, unknown>;
   /** the file that was read, or null when the default file does not exist */
@@ -96,6 +98,11 @@ const FIELDS: Record<Key, Field> = {
     schema: z.union([z.null(), z.string().regex(/^[a-z][a-z0-9+.-]*:\/\/\S*$/)]),
     expected: 'a libvirt URI like qemu+tls://host.example/system, or null',
   },
+  migrationTls: {
+    // env/flags give strings; the JSON file may give either form
+    schema: z.union([z.boolean(), z.stringbool({ truthy: ['true'], falsy: ['false'] })]),
+    expected: 'true or false',
+  },
   defaultPolicy: {
     // the controller's own validator, so a bad policy fails at start, not at the first migration
     schema: z.union([z.string().min(1), z.record(z.string(), z.unknown())]).superRefine((v, ctx) => {
@@ -126,6 +133,9 @@ function defaults(): Record<Key, unknown> {
     migrationAddress: null,
     peerLibvirtUri: null,
     stateDir: '/run/vmigrate',
+    // Off: TLS needs libvirt's migration PKI (migrate_tls_x509_cert_dir) on every host, or every
+    // migration fails; like Nova's live_migration_with_native_tls, an operator turns it on once it is.
+    migrationTls: false,
     defaultPolicy: DEFAULT_POLICY,
   };
 }

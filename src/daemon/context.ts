@@ -15,6 +15,8 @@ export interface AgentSettings {
   migrationUri?: string;
   monitorIntervalMs: number;
   sampleTimeoutMs: number;
+  /** encrypt migration streams when VM.migrate does not say; default false */
+  migrationTls?: boolean;
 }
 
 export interface ControllerContext {

@@ -43,6 +43,7 @@ async function main(): Promise<void> {
       ...(config.migrationAddress ? { migrationUri: `tcp://${config.migrationAddress}` } : {}),
       monitorIntervalMs: config.monitorIntervalMs,
       sampleTimeoutMs: config.sampleTimeoutMs,
+      migrationTls: config.migrationTls,
     },
     listen: config.listen,
     maxIncoming: config.maxIncoming,

@@ -5,7 +5,7 @@ import type { Logger } from 'pino';
 import type { Action } from '../controller/types.js';
 import { AgentError, type ErrorName, ErrorCodes } from '../api/errors.js';
 import type { Domain, JobStats, MigrateParams as LibvirtMigrateParams } from '../libvirt/types.js';
-import { JobType } from '../libvirt/types.js';
+import { JobType, MigrateFlags } from '../libvirt/types.js';
 import type { ControllerPort } from './controller-port.js';
 import { applyAction } from './effects.js';
 import { startMonitor, type Monitor } from './monitor.js';
@@ -67,6 +67,8 @@ export class Migration extends EventEmitter<MigrationEventMap> {
       transferRate: 0,
       throttlePercent: 0,
       postcopy: false,
+      // libvirt fails the migration rather than fall back to plain text, so the flag is the truth
+      tls: (plan.flags & MigrateFlags.TLS) !== 0,
       downtimeMs: null,
       startedAt: new Date(this.startedMs).toISOString(),
       endedAt: null,
