@@ -3,6 +3,7 @@ import { mkdir, rm } from 'node:fs/promises';
 import { requireDaemonBuilt, startAgent, stopAgent, tcpAccepts } from './agents.js';
 import { requireRoot } from './errors.js';
 import { prepareHost, spawnLibvirtd, stopHost, waitLibvirtd } from './host.js';
+import { labMigrationTls } from './lab-pki.js';
 import { HOST_NAMES, hostPlan, labDir, portBase, stateFile, type HostName, type HostPlan } from './paths.js';
 import { isAlive, labQemus, terminate } from './procs.js';
 import { readState, withLabLock, writeState, type HostRecord, type LabState } from './state.js';
@@ -128,6 +129,8 @@ export async function labUp(opts: LabUpOptions = {}): Promise<LabInfo> {
     const state: LabState = { version: 1, dir, createdAt: new Date().toISOString(), portBase: base, agents, hosts: plans.map(record) };
     await writeState(dir, state);
     try {
+      // one after the other: the first creates the lab CA (qemu.conf of each host names its directory)
+      for (const p of plans) await labMigrationTls(dir, p);
       await Promise.all(
         plans.map(async (p, i) => {
           await prepareHost(p);
