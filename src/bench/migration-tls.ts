@@ -41,6 +41,7 @@ async function main(): Promise<void> {
   const pairs = Number(values.pairs);
   const limitS = Number(values.limit);
   mkdirSync(values.out, { recursive: true });
+  const started = new Date().toISOString();
   const lab = await labUp({ agents: true });
   const runs: TlsRun[] = [];
   try {
@@ -66,7 +67,7 @@ async function main(): Promise<void> {
   const md = [
     '# Cost of an encrypted migration stream (VM.migrate tls)',
     '',
-    `Run ${new Date().toISOString()}. Scenario ${SCENARIO.name}: ${SCENARIO.ramMiB} MiB guest, ${SCENARIO.wsMiB} MiB working set dirtied at ${SCENARIO.rateMiB} MiB/s, ` +
+    `Run ${started} to ${new Date().toISOString()}. Scenario ${SCENARIO.name}: ${SCENARIO.ramMiB} MiB guest, ${SCENARIO.wsMiB} MiB working set dirtied at ${SCENARIO.rateMiB} MiB/s, ` +
       `bandwidth cap ${SCENARIO.bandwidth} MiB/s, the agent's controller with the default policy. TLS off and on alternately, ${pairs} of each, ` +
       `one lab (two libvirt hosts on one 2-core machine, TCG, 1 vCPU; TLS with the lab CA's certificates, both ends verified). A run not done after ${limitS} s is cancelled.`,
     '',
