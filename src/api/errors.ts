@@ -16,6 +16,8 @@ export const ErrorCodes = {
   ABORTED_BY_POLICY: 1011,
   MIGRATION_FAILED: 1012,
   INVALID_POLICY: 1013,
+  PERMISSION_DENIED: 1014,
+  TOO_MANY_REQUESTS: 1015,
 } as const;
 
 export type ErrorName = keyof typeof ErrorCodes;

@@ -21,7 +21,12 @@ const ERROR_TEXT: Record<ErrorName, string> = {
   ABORTED_BY_POLICY: 'the controller aborted the migration (reported in status)',
   MIGRATION_FAILED: 'libvirt reported that the migration failed (reported in status)',
   INVALID_POLICY: 'the policy is unknown or invalid; the message names the field',
+  PERMISSION_DENIED: "the caller's roles (from its certificate subject) do not allow this verb",
+  TOO_MANY_REQUESTS: 'too many requests in flight on this connection; retry when answers arrive',
 };
+
+/** Any verb may answer these: they come from the connection, not from the verb. */
+const CONNECTION_ERRORS: ErrorName[] = ['PERMISSION_DENIED', 'TOO_MANY_REQUESTS'];
 
 function schema(t: z.ZodType): Json {
   const s = z.toJSONSchema(t, { io: 'input', unrepresentable: 'any' }) as Json;
@@ -40,16 +45,16 @@ export function buildOpenRpc(version: string): Json {
       schema: schema(ptype as z.ZodType),
     })),
     result: { name: `${name}.result`, schema: schema(spec.result) },
-    errors: spec.errors.map((e) => ({ code: ErrorCodes[e], message: e, data: { description: ERROR_TEXT[e] } })),
+    errors: [...spec.errors, ...CONNECTION_ERRORS].map((e) => ({ code: ErrorCodes[e], message: e, data: { description: ERROR_TEXT[e] } })),
   }));
   return {
     openrpc: '1.3.2',
     info: {
       title: 'vmigrated',
       version,
-      description: 'JSON-RPC 2.0 over WebSocket API of the vmigrate live-migration agent. Errors carry a stable code and data.name.',
+      description: 'JSON-RPC 2.0 over WebSocket (mutual TLS) API of the vmigrate live-migration agent. Errors carry a stable code and data.name.',
     },
-    servers: [{ name: 'default', url: 'ws://127.0.0.1:4411' }],
+    servers: [{ name: 'default', url: 'wss://127.0.0.1:4411', description: 'mutual TLS: a client certificate signed by the agent\'s CA is required' }],
     methods,
     components: {
       errors: Object.fromEntries(Object.entries(ErrorCodes).map(([n, code]) => [n, { code, message: n, data: { description: ERROR_TEXT[n as ErrorName] } }])),

@@ -1,9 +1,15 @@
 // Parameter schemas of the agent's JSON-RPC verbs: the one source of truth for validation on the
 // server and for the typed client. Unknown keys are rejected so a misspelt option never goes unnoticed.
 import { z } from 'zod';
+import { MAX_BANDWIDTH_MIBPS, MAX_DOWNTIME_MS, MAX_THROTTLE_PERCENT } from '../controller/bounds.js';
 
-const vmId = z.string().min(1, 'must be a VM name or UUID');
-const wsUrl = z.string().regex(/^wss?:\/\/[^\s]+$/, 'must be a ws:// or wss:// URL of the destination agent');
+// Bounds shared with the policy schema, so a request cannot go beyond what any policy may do.
+const bandwidth = z.number().int().positive().max(MAX_BANDWIDTH_MIBPS);
+const downtime = z.number().int().positive().max(MAX_DOWNTIME_MS);
+const throttle = z.number().int().min(1).max(MAX_THROTTLE_PERCENT);
+
+const vmId = z.string().min(1, 'must be a VM name or UUID').max(256);
+const wsUrl = z.string().max(2048).regex(/^wss?:\/\/[^\s]+$/, 'must be a ws:// or wss:// URL of the destination agent');
 
 export const DestinationSchema = z.union([
   wsUrl,
@@ -11,9 +17,9 @@ export const DestinationSchema = z.union([
     /** destination agent, asked to admit the migration; optional when libvirtUri is given */
     agent: wsUrl.optional(),
     /** libvirt URI the source libvirtd connects to (peer-to-peer) */
-    libvirtUri: z.string().min(1),
+    libvirtUri: z.string().min(1).max(2048),
     /** QEMU migration stream URI, e.g. tcp://10.0.0.2 */
-    migrationUri: z.string().min(1).optional(),
+    migrationUri: z.string().min(1).max(2048).optional(),
   }),
 ], { error: 'must be the destination agent\'s ws:// URL, or an object {agent?, libvirtUri, migrationUri?}' });
 
@@ -21,11 +27,11 @@ export const MigrateParamsSchema = z.strictObject({
   vmId,
   dst: DestinationSchema,
   /** MiB/s */
-  bandwidth: z.number().int().positive().max(1_000_000).optional(),
-  autoConvergeInitial: z.number().int().min(1).max(99).optional(),
-  autoConvergeIncrement: z.number().int().min(1).max(99).optional(),
+  bandwidth: bandwidth.optional(),
+  autoConvergeInitial: throttle.optional(),
+  autoConvergeIncrement: throttle.optional(),
   /** ms */
-  maxDowntime: z.number().int().positive().max(600_000).optional(),
+  maxDowntime: downtime.optional(),
   /** false: plain pre-copy without QEMU's auto-converge (comparisons only; the controller then has no throttle) */
   autoConverge: z.boolean().optional(),
   postcopy: z.boolean().optional(),
@@ -53,9 +59,9 @@ export type Topic = NonNullable<z.output<typeof SubscribeSchema>['topics']>[numb
 
 export const ChangeParamsSchema = z.strictObject({
   vmId,
-  bandwidth: z.number().int().positive().max(1_000_000).optional(),
-  maxDowntime: z.number().int().positive().max(600_000).optional(),
-  maxThrottle: z.number().int().min(1).max(99).optional(),
+  bandwidth: bandwidth.optional(),
+  maxDowntime: downtime.optional(),
+  maxThrottle: throttle.optional(),
   policy: z.union([z.string(), z.record(z.string(), z.unknown())]).optional(),
 });
 export type ChangeParams = z.input<typeof ChangeParamsSchema>;

@@ -49,13 +49,13 @@ async function runAll(scenarios: Scenario[], limitS: number): Promise<RunResult[
     for (const sc of scenarios) {
       for (const mode of MODES) {
         console.log(`-- ${sc.name} / ${mode.label}`);
-        let r = await runOne(a, b, sc, mode, limitS);
+        let r = await runOne(a, b, lab.tls, sc, mode, limitS);
         // a failure before the first pass is the lab, not the mode (e.g. another lab on this machine
         // holding the incoming migration port): run it again
         for (let retry = 0; retry < 2 && r.state === 'failed' && r.iterations === 0; retry += 1) {
           console.log(`   failed before the first pass (${r.error ?? 'no error'}); again`);
           await sleep(5000);
-          r = await runOne(a, b, sc, mode, limitS);
+          r = await runOne(a, b, lab.tls, sc, mode, limitS);
         }
         console.log(`   ${r.completed ? 'completed' : r.state} in ${r.seconds} s, ${r.iterations} iterations, peak throttle ${r.peakThrottle} %, guest work ${(r.guestWork * 100).toFixed(0)} % (${r.workLostSec} s lost), downtime ${r.downtimeMs ?? '-'} ms`);
         results.push(r);

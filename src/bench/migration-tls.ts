@@ -4,6 +4,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
+import type { TlsPaths } from '../client/tls.js';
 import { labDown, labUp, type LabHostInfo } from '../lab/index.js';
 import { watchQemuCpu, type QemuCpu } from './qemu-cpu.js';
 import { MODES, runOne, SCENARIOS, sleep } from './run-migration.js';
@@ -17,9 +18,9 @@ function pidFile(labDir: string, host: LabHostInfo, vm: string): string {
   return join(labDir, host.name, 'run', 'libvirt', 'qemu', `${vm}.pid`);
 }
 
-async function runTls(labDir: string, a: LabHostInfo, b: LabHostInfo, tls: boolean, order: number, limitS: number): Promise<TlsRun> {
+async function runTls(labDir: string, a: LabHostInfo, b: LabHostInfo, api: TlsPaths, tls: boolean, order: number, limitS: number): Promise<TlsRun> {
   let cpu: QemuCpu = { sourceSec: 0, destinationSec: 0 };
-  const r = await runOne(a, b, SCENARIO, MODE, limitS, {
+  const r = await runOne(a, b, api, SCENARIO, MODE, limitS, {
     params: { tls },
     suffix: `-${order}`,
     watch: (vm) => {
@@ -51,12 +52,12 @@ async function main(): Promise<void> {
     for (let i = 0; i < pairs * 2; i += 1) {
       const tls = i % 2 === 1;
       console.log(`-- ${SCENARIO.name} / ${MODE.label} / TLS ${tls ? 'on' : 'off'} (${i + 1} of ${pairs * 2})`);
-      let r = await runTls(lab.dir, a, b, tls, i + 1, limitS);
+      let r = await runTls(lab.dir, a, b, lab.tls, tls, i + 1, limitS);
       // a failure before the first pass is the lab (e.g. a port held by another lab), not TLS: again
       for (let retry = 0; retry < 2 && r.state === 'failed' && r.iterations === 0; retry += 1) {
         console.log(`   failed before the first pass (${r.error ?? 'no error'}); again`);
         await sleep(5000);
-        r = await runTls(lab.dir, a, b, tls, i + 1, limitS);
+        r = await runTls(lab.dir, a, b, lab.tls, tls, i + 1, limitS);
       }
       console.log(`   ${r.completed ? 'completed' : r.state} in ${r.seconds} s, ${r.iterations} iterations, sent ${r.sentMiB} MiB, work lost ${r.workLostSec} s, downtime ${r.downtimeMs ?? '-'} ms, QEMU CPU ${r.cpu.sourceSec} s source / ${r.cpu.destinationSec} s destination`);
       runs.push(r);

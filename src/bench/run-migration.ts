@@ -1,8 +1,9 @@
 // One benchmark migration on the lab, shared by the benchmarks: boot a dirtying guest on a, measure its
 // unthrottled rate, migrate it to b through the agent, and measure time, data sent and guest work lost.
 import type { MigrateParams } from '../api/params.js';
-import type { MigrationStatus } from '../api/results.js';
+import { isMigrationActive, type MigrationStatus } from '../api/results.js';
 import { AgentClient } from '../client/client.js';
+import { readTlsPaths, type TlsPaths } from '../client/tls.js';
 import { defineGuest, destroyGuest, readGuestProgress, readGuestStatus, type LabHostInfo } from '../lab/index.js';
 import type { Point, RunResult } from './report.js';
 
@@ -77,11 +78,11 @@ export interface RunExtras {
   watch?: (vmName: string) => Watch;
 }
 
-export async function runOne(a: LabHostInfo, b: LabHostInfo, sc: Scenario, mode: Mode, limitS: number, extras: RunExtras = {}): Promise<RunResult> {
+export async function runOne(a: LabHostInfo, b: LabHostInfo, tls: TlsPaths, sc: Scenario, mode: Mode, limitS: number, extras: RunExtras = {}): Promise<RunResult> {
   const name = `bench-${sc.name}-${mode.name}${extras.suffix ?? ''}`;
   await defineGuest({ host: 'a', name, ramMiB: sc.ramMiB, wsMiB: sc.wsMiB, rateMiB: sc.rateMiB });
   const rate = await baselineRate(a.libvirtUri, name, 3000);
-  const client = await AgentClient.connect(a.agentUrl!);
+  const client = await AgentClient.connect(a.agentUrl!, { tls: readTlsPaths(tls) });
   const timeline: Point[] = [];
   try {
     await client.subscribe({ topics: ['migration.progress'] });
@@ -94,7 +95,7 @@ export async function runOne(a: LabHostInfo, b: LabHostInfo, sc: Scenario, mode:
     const t0 = performance.now();
     await client.migrate({ vmId: name, dst: b.agentUrl!, bandwidth: sc.bandwidth, ...mode.params, ...extras.params });
     let s = await client.migrateStatus({ vmId: name });
-    while (s.state === 'pending' || s.state === 'running') {
+    while (isMigrationActive(s.state)) {
       if (performance.now() - t0 > limitS * 1000) {
         s = await client.migrateCancel({ vmId: name });
         break;

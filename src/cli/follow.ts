@@ -1,10 +1,8 @@
 // Follows a migration to its end: live progress bar on a terminal, plain lines otherwise.
 import cliProgress from 'cli-progress';
 import type { AgentClient } from '../client/client.js';
-import type { MigrationStatus } from '../api/results.js';
+import { isMigrationActive, type MigrationStatus } from '../api/results.js';
 import { mib, mibps, statusLine } from './format.js';
-
-const ENDED = new Set(['completed', 'failed', 'cancelled']);
 
 function isStatusFor(params: unknown, migrationId: string): params is MigrationStatus {
   return typeof params === 'object' && params !== null && (params as { migrationId?: unknown }).migrationId === migrationId;
@@ -34,7 +32,7 @@ export async function followMigration(client: AgentClient, vmId: string, migrati
     if (opts.quiet) return;
     if (bar) {
       bar.update(s.progress, { vm: s.vmName, iter: s.iteration, left: mib(s.dataRemaining), dirty: mibps(s.dirtyRate), xfer: mibps(s.transferRate), throttle: s.throttlePercent, state: s.state });
-    } else if (Date.now() - lastLine >= 1000 || ENDED.has(s.state)) {
+    } else if (Date.now() - lastLine >= 1000 || !isMigrationActive(s.state)) {
       lastLine = Date.now();
       console.log(statusLine(s));
     }
@@ -53,7 +51,7 @@ export async function followMigration(client: AgentClient, vmId: string, migrati
     };
     const onStatus = (s: MigrationStatus): void => {
       if (settled) return;
-      if (ENDED.has(s.state)) finish(s);
+      if (!isMigrationActive(s.state)) finish(s);
       else show(s);
     };
     client.on('notification', (n) => {

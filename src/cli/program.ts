@@ -1,13 +1,16 @@
 // vmigrate: operators' and scripts' client of the vmigrated agent, and the lab tool.
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { AgentClient } from '../client/client.js';
+import { readTlsPaths, TlsFileError, type TlsPem } from '../client/tls.js';
 import type { MigrateParams } from '../api/params.js';
+import { isMigrationActive } from '../api/results.js';
 import { followMigration } from './follow.js';
 import { statusLine } from './format.js';
 import { registerLabCommands } from './lab.js';
-import { DEMO_DEFAULTS, runDemo } from '../demo/demo.js';
+import { DEMO_DEFAULTS, runDemo } from './demo.js';
 
-export const DEFAULT_AGENT = 'ws://127.0.0.1:4411';
+export const DEFAULT_AGENT = 'wss://127.0.0.1:4411';
+export const DEFAULT_CA = '/etc/vmigrate/pki/ca.pem';
 
 function positiveInt(value: string): number {
   const n = Number(value);
@@ -26,12 +29,30 @@ function policyArg(value: string): string | Record<string, unknown> {
 
 interface GlobalOpts {
   agent: string;
+  ca: string;
+  cert?: string;
+  key?: string;
   json?: boolean;
+}
+
+/** The client's certificate for a wss:// agent; the local socket (ws+unix://) needs none. */
+function clientTls(g: GlobalOpts): TlsPem | undefined {
+  if (!g.agent.startsWith('wss://')) return undefined;
+  if (!g.cert || !g.key) {
+    throw new InvalidArgumentError(`${g.agent} needs a client certificate: --cert and --key (or VMIGRATE_CERT, VMIGRATE_KEY), and --ca`);
+  }
+  try {
+    return readTlsPaths({ ca: g.ca, cert: g.cert, key: g.key });
+  } catch (err) {
+    if (err instanceof TlsFileError) throw new InvalidArgumentError(`--${err.which}: ${err.message}`);
+    throw err;
+  }
 }
 
 async function withClient<T>(program: Command, fn: (c: AgentClient, g: GlobalOpts) => Promise<T>): Promise<T> {
   const g = program.opts<GlobalOpts>();
-  const client = await AgentClient.connect(g.agent);
+  const tls = clientTls(g);
+  const client = await AgentClient.connect(g.agent, tls ? { tls } : {});
   try {
     return await fn(client, g);
   } finally {
@@ -46,7 +67,10 @@ function print(g: GlobalOpts, value: unknown, human: () => string): void {
 export function buildProgram(): Command {
   const program = new Command('vmigrate')
     .description('client of the vmigrated live-migration agent')
-    .addOption(new Option('--agent <url>', 'agent to talk to').env('VMIGRATE_AGENT').default(DEFAULT_AGENT))
+    .addOption(new Option('--agent <url>', 'agent to talk to: wss://HOST:PORT, or ws+unix:///PATH:/ for its local socket').env('VMIGRATE_AGENT').default(DEFAULT_AGENT))
+    .addOption(new Option('--ca <file>', 'CA bundle that signed the agent\'s certificate (PEM)').env('VMIGRATE_CA').default(DEFAULT_CA))
+    .addOption(new Option('--cert <file>', 'client certificate (PEM)').env('VMIGRATE_CERT'))
+    .addOption(new Option('--key <file>', 'client certificate\'s key (PEM)').env('VMIGRATE_KEY'))
     .option('--json', 'machine-readable output')
     .showHelpAfterError();
 
@@ -72,7 +96,7 @@ export function buildProgram(): Command {
     .command('migrate')
     .description('live-migrate a VM to the host of another agent, following progress to the end')
     .argument('<vm>', 'VM name or UUID')
-    .argument('<destination>', 'destination agent URL (ws://host:port)')
+    .argument('<destination>', 'destination agent URL (wss://host:port)')
     .option('--bandwidth <MiB/s>', 'bandwidth cap', positiveInt)
     .option('--max-downtime <ms>', 'maximum downtime', positiveInt)
     .option('--policy <name|json>', 'convergence policy: a built-in name or a JSON object', policyArg)
@@ -115,7 +139,7 @@ export function buildProgram(): Command {
     .action((vm: string, o: { watch?: boolean }) =>
       withClient(program, async (c, g) => {
         let s = await c.migrateStatus({ vmId: vm });
-        if (o.watch && (s.state === 'pending' || s.state === 'running')) {
+        if (o.watch && isMigrationActive(s.state)) {
           s = await followMigration(c, s.vmId, s.migrationId, { bar: !g.json && process.stdout.isTTY === true, quiet: g.json === true });
         }
         print(g, s, () => statusLine(s));

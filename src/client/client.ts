@@ -1,8 +1,10 @@
 // Typed JSON-RPC client of a vmigrated agent over WebSocket. The CLI uses it, and so does an agent
 // when it asks a destination agent to admit a migration.
 import { EventEmitter } from 'node:events';
+import { checkServerIdentity, type ConnectionOptions, type PeerCertificate } from 'node:tls';
 import { JSONRPCClient, type JSONRPCResponse } from 'json-rpc-2.0';
 import WebSocket from 'ws';
+import type { TlsPem } from './tls.js';
 import type { MigrateParams, SubscribeParams, VmRef } from '../api/params.js';
 import type {
   Capabilities,
@@ -29,6 +31,30 @@ export class RpcError extends Error {
     const d = this.data as { name?: unknown } | undefined;
     return typeof d?.name === 'string' ? d.name : undefined;
   }
+}
+
+export interface ConnectOptions {
+  timeoutMs?: number;
+  callTimeoutMs?: number;
+  /** CA bundle, client certificate and key, for a wss:// agent (mutual TLS) */
+  tls?: TlsPem;
+  /** after the usual host name check: return an Error to refuse the agent's certificate */
+  checkServer?: (cert: PeerCertificate) => Error | undefined;
+  /** largest frame accepted from the agent (default 16 MiB) */
+  maxPayload?: number;
+}
+
+/** A JSON-RPC 2.0 response with the right member types; anything else is not passed on. */
+function isResponse(v: object): v is JSONRPCResponse {
+  const r = v as { jsonrpc?: unknown; id?: unknown; result?: unknown; error?: unknown };
+  if (r.jsonrpc !== '2.0' || !(typeof r.id === 'number' || typeof r.id === 'string')) return false;
+  if (r.error === undefined) return Object.hasOwn(v, 'result');
+  const e = r.error as { code?: unknown; message?: unknown } | null;
+  return typeof e === 'object' && e !== null && typeof e.code === 'number' && typeof e.message === 'string';
+}
+
+function serverCheck(extra?: (cert: PeerCertificate) => Error | undefined) {
+  return (host: string, cert: PeerCertificate): Error | undefined => checkServerIdentity(host, cert) ?? extra?.(cert);
 }
 
 export interface Notification {
@@ -62,10 +88,21 @@ export class AgentClient extends EventEmitter<ClientEvents> {
   private readonly callTimeoutMs: number;
 
   /** Connect, failing after timeoutMs; calls then time out after callTimeoutMs. */
-  static connect(url: string, opts: { timeoutMs?: number; callTimeoutMs?: number } = {}): Promise<AgentClient> {
+  static connect(url: string, opts: ConnectOptions = {}): Promise<AgentClient> {
     const timeoutMs = opts.timeoutMs ?? 5000;
     return new Promise((resolve, reject) => {
-      const ws = new WebSocket(url, { handshakeTimeout: timeoutMs });
+      if (url.startsWith('wss://') && !opts.tls) return reject(new Error(`cannot reach agent at ${url}: a wss:// agent needs TLS material (--ca, --cert, --key)`));
+      // ws hands TLS options to tls.connect; its typings know only a boolean checkServerIdentity
+      const tlsOptions: ConnectionOptions = opts.tls
+        ? { ca: opts.tls.ca, cert: opts.tls.cert, key: opts.tls.key, minVersion: 'TLSv1.2', checkServerIdentity: serverCheck(opts.checkServer) }
+        : {};
+      const ws = new WebSocket(url, {
+        handshakeTimeout: timeoutMs,
+        // a hostile or broken agent must not make us buffer without bound
+        maxPayload: opts.maxPayload ?? 16 << 20,
+        perMessageDeflate: false,
+        ...(tlsOptions as WebSocket.ClientOptions),
+      });
       const fail = (err: Error): void => {
         ws.removeAllListeners();
         ws.on('error', () => {});
@@ -81,6 +118,8 @@ export class AgentClient extends EventEmitter<ClientEvents> {
     });
   }
 
+  /** Whatever the agent sends, nothing here may throw: malformed frames are dropped (the call
+   *  they should have answered then times out). */
   private receive(text: string): void {
     let msg: unknown;
     try {
@@ -88,12 +127,19 @@ export class AgentClient extends EventEmitter<ClientEvents> {
     } catch {
       return;
     }
-    const obj = msg as { id?: unknown; method?: unknown; params?: unknown };
-    if (typeof obj.method === 'string' && obj.id === undefined) {
-      this.emit('notification', { method: obj.method, params: obj.params });
-      return;
+    for (const one of Array.isArray(msg) ? msg : [msg]) {
+      if (typeof one !== 'object' || one === null || Array.isArray(one)) continue;
+      const obj = one as { id?: unknown; method?: unknown; params?: unknown };
+      if (typeof obj.method === 'string' && obj.id === undefined) {
+        this.emit('notification', { method: obj.method, params: obj.params });
+      } else if (isResponse(one)) {
+        try {
+          this.rpc.receive(one);
+        } catch {
+          /* an answer to nothing we asked */
+        }
+      }
     }
-    this.rpc.receive(msg as JSONRPCResponse);
   }
 
   /** Call any verb; rejects with RpcError for an error answer. */
@@ -102,7 +148,7 @@ export class AgentClient extends EventEmitter<ClientEvents> {
       .timeout(this.callTimeoutMs)
       .requestAdvanced({ jsonrpc: '2.0', id: this.nextId(), method, params });
     if (response.error) {
-      throw new RpcError(response.error.message, response.error.code, response.error.data);
+      throw new RpcError(String(response.error.message), Number(response.error.code), response.error.data);
     }
     return response.result as T;
   }

@@ -2,7 +2,7 @@
 // KEY=value lines, or KEY\n<u64 LE length><bytes>\n for values that contain a newline.
 // Sending natively keeps each pino field as a searchable journal field and sets PRIORITY per line.
 import { fstatSync } from 'node:fs';
-import { sendDatagram } from './unixDgram.js';
+import { sendDatagram } from './unix-dgram.js';
 
 export const JOURNAL_SOCKET = '/run/systemd/journal/socket';
 

@@ -2,7 +2,6 @@
 // `journalctl -u vmigrated -p warning` and `journalctl VM_NAME=web1` work; elsewhere JSON on stdout.
 // Conventional fields: vmId, vmName, migrationId, event (journal: VM_ID, VM_NAME, MIGRATION_ID, EVENT).
 import { pino, type DestinationStream, type Logger as PinoLogger } from 'pino';
-import type { MigrationStatus } from '../migration/status.js';
 import {
   JOURNAL_SOCKET,
   createJournalDestination,
@@ -10,7 +9,7 @@ import {
   stdoutIsJournal,
   type LineDestination,
 } from './journal.js';
-import { unixDgramAvailable } from './unixDgram.js';
+import { unixDgramAvailable } from './unix-dgram.js';
 
 export type Logger = PinoLogger;
 
@@ -81,6 +80,6 @@ export interface MigrationLogFields {
 }
 
 /** The fields that tie a log line to a migration; use as `log.child(migrationFields(status))`. */
-export function migrationFields(s: Pick<MigrationStatus, 'vmId' | 'vmName' | 'migrationId'>): MigrationLogFields {
+export function migrationFields(s: MigrationLogFields): MigrationLogFields {
   return { vmId: s.vmId, vmName: s.vmName, migrationId: s.migrationId };
 }

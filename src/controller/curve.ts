@@ -3,7 +3,7 @@
 // close to 1 - p/100, a little lower at the top. Shared by the controller (to predict dirtying under
 // throttle) and the simulator (to model it).
 //
-// Calibrated on real QEMU 7.2 (docs/bench/, test/e2e/controller.test.ts). The earlier curve (lab notes:
+// Calibrated on real QEMU 7.2 (docs/bench/, test/e2e/controller.test.ts). The earlier curve (docs/lab.md:
 // 40 % -> 0.45, 60 % -> 0.32) predicted that a 100 MiB/s guest converges at 50 % over a 50 MiB/s link;
 // on the lab it stalled there and went to post-copy, as this curve predicts. With it the simulator
 // matches the lab's stock auto-converge runs: moderate 27.5 s / peak 70 % (lab 28.6 s / 70 %; old

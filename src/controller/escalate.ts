@@ -1,8 +1,14 @@
 // What to do when throttling (within the policy ceiling) cannot finish the migration:
 // raise the downtime limit step by step, switch to post-copy if allowed, abort at the timeout.
+import { MAX_COMPLETION_TIMEOUT_SEC } from './bounds.js';
+import type { ControllerMemory } from './memory.js';
 import type { Policy } from './policy.js';
+import type { MigrationSample } from './sample.js';
 
 const GiB = 1024 ** 3;
+/** Room on top of the downtime the smallest recent pass needs at the estimated payload rate: the
+ *  final stop-and-copy also sends device state and the last dirtied pages, and the rate is a median. */
+const DOWNTIME_FIT_MARGIN = 1.15;
 
 /** Downtime limits escalation may set, ascending, linear from downtimeMs to maxDowntimeMs. */
 export function downtimeSchedule(p: Pick<Policy, 'downtimeMs' | 'maxDowntimeMs' | 'downtimeSteps'>): number[] {
@@ -18,7 +24,7 @@ export function completionTimeoutMs(
   p: Pick<Policy, 'completionTimeoutSecPerGiB' | 'completionTimeoutMinSec'>,
   ramBytes: number,
 ): number {
-  return 1000 * Math.max(p.completionTimeoutMinSec, (p.completionTimeoutSecPerGiB * ramBytes) / GiB);
+  return 1000 * Math.min(MAX_COMPLETION_TIMEOUT_SEC, Math.max(p.completionTimeoutMinSec, (p.completionTimeoutSecPerGiB * ramBytes) / GiB));
 }
 
 export interface EscalateInput {
@@ -36,6 +42,24 @@ export interface EscalateInput {
   schedule: readonly number[];
   /** downtime that the smallest recent pass would need, ms */
   neededDowntimeMs: number;
+}
+
+/** The escalation inputs from the controller's memory at a sample. */
+export function escalationInput(m: Readonly<ControllerMemory>, cur: MigrationSample): EscalateInput {
+  const recent = m.passSizes.slice(-m.policy.stallWindowIterations);
+  const smallest = recent.length ? Math.min(...recent) : m.view.passBytes;
+  return {
+    elapsedMs: cur.t,
+    timeoutMs: m.view.timeoutMs,
+    postcopyActive: m.view.phase === 'postcopy',
+    postcopyPossible: m.policy.allowPostcopy && m.postcopyEnabled && !m.postcopyRefused,
+    preferPostcopy: m.policy.preferPostcopy,
+    stalled: m.view.stalled,
+    throttleExhausted: m.reachedCeiling,
+    downtimeMs: m.view.downtimeMs,
+    schedule: downtimeSchedule(m.policy),
+    neededDowntimeMs: m.view.transferRate > 0 ? (smallest / m.view.transferRate) * 1000 * DOWNTIME_FIT_MARGIN : Infinity,
+  };
 }
 
 export type Escalation =

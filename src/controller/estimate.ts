@@ -1,7 +1,17 @@
 // Estimates taken at iteration boundaries, never mid-pass: "data remaining" is a sawtooth inside
 // a pass, and QEMU's dirty-rate statistic is capped by the working set per sync.
-import type { MigrationSample } from '../migration/sample.js';
+import type { MigrationSample } from './sample.js';
 import { speedShare } from './curve.js';
+import type { ControllerMemory } from './memory.js';
+
+/** Zero pages above this share of the bytes sent: the rate measures the zero-page scan, not the link. */
+const MAX_ZERO_SHARE = 0.1;
+/** The speed share at 99 %, QEMU's highest throttle: the floor that keeps the division finite. */
+const MIN_SPEED_SHARE = 0.005;
+const DEFAULT_PAGE_SIZE = 4096;
+
+/** Payload rates kept for the median: enough to outvote a sample or two taken across a sync. */
+export const RATE_WINDOW = 8;
 
 /** Dirtied/sent ratio at or above this means the working set was re-dirtied completely during the
  *  pass: QEMU's dirty rate is then only a lower bound of the guest's. Later passes have exact ratios
@@ -22,8 +32,8 @@ export function passStartBytes(prev: MigrationSample, cur: MigrationSample): num
 export function payloadRate(prev: MigrationSample, cur: MigrationSample): number | null {
   const dt = (cur.t - prev.t) / 1000;
   const sent = cur.dataProcessed - prev.dataProcessed;
-  const zeroBytes = (cur.zeroPages - prev.zeroPages) * (cur.pageSize || 4096);
-  if (dt <= 0 || sent <= 0 || zeroBytes > 0.1 * sent) return null;
+  const zeroBytes = (cur.zeroPages - prev.zeroPages) * (cur.pageSize || DEFAULT_PAGE_SIZE);
+  if (dt <= 0 || sent <= 0 || zeroBytes > MAX_ZERO_SHARE * sent) return null;
   return sent / dt;
 }
 
@@ -43,6 +53,19 @@ export interface DirtyEstimate {
   lowerBound: number;
   /** best estimate of the unthrottled dirty rate, bytes/s */
   rate: number;
+}
+
+/** Recent payload rates with the rate between `prev` and `cur` added, if it says anything. */
+export function withPayloadRate(rates: readonly number[], prev: MigrationSample, cur: MigrationSample): number[] {
+  const r = payloadRate(prev, cur);
+  if (r === null || cur.iteration < 1) return [...rates];
+  return [...rates, r].slice(-RATE_WINDOW);
+}
+
+/** Median of recent payload rates, under the policy's cap; before any, the last estimate. */
+export function transferEstimate(m: Readonly<ControllerMemory>): number {
+  const measured = median(m.payloadRates);
+  return Math.min(measured > 0 ? measured : m.view.transferRate, m.bandwidthCap);
 }
 
 /** Per-pass shrink ratio (next pass / previous pass) from reconstructed pass sizes, per pass when
@@ -69,8 +92,41 @@ export function estimateDirty(
   saturationFactor: number,
   firstPass = false,
 ): DirtyEstimate {
-  const lowerBound = dirtiedRate / Math.max(speedShare(throttle), 0.005);
+  const lowerBound = dirtiedRate / Math.max(speedShare(throttle), MIN_SPEED_SHARE);
   const saturated = ratio >= (firstPass ? SATURATED_RATIO_FIRST_PASS : SATURATED_RATIO);
   const rate = saturated ? Math.max(previous, lowerBound * saturationFactor) : lowerBound;
   return { ratio, saturated, lowerBound, rate };
+}
+
+/** What one iteration boundary tells about the pass that just ended and the one that starts. */
+export interface PassMeasurement {
+  /** size of the pass that starts, bytes */
+  passBytes: number;
+  /** payload rate estimate, bytes/s */
+  transferRate: number;
+  /** the boundary placed in time (between the two samples) */
+  boundary: { t: number; processed: number; iteration: number };
+  dirty: DirtyEstimate;
+  /** the throttle in force during the pass that ended (QEMU changes it only at syncs) */
+  throttleDuring: number;
+}
+
+/** Beliefs from the samples either side of an iteration boundary (`cur` is the first of its pass). */
+export function measurePass(m: Readonly<ControllerMemory>, prev: MigrationSample, cur: MigrationSample): PassMeasurement {
+  const passBytes = passStartBytes(prev, cur);
+  // place the boundary itself: the bytes of the new pass already sent went at the payload rate
+  const sentAfter = Math.max(0, passBytes - cur.dataRemaining);
+  const transferRate = transferEstimate(m);
+  const t = transferRate > 0 ? Math.max(prev.t, cur.t - (sentAfter / transferRate) * 1000) : cur.t;
+  const processed = cur.dataProcessed - sentAfter;
+  const dt = (t - m.lastBoundary.t) / 1000;
+  const intervalRate = dt > 0 ? (processed - m.lastBoundary.processed) / dt : 0;
+  const passes = cur.iteration - m.lastBoundary.iteration;
+  const prevPass = m.passSizes[m.passSizes.length - 1];
+  // pass sizes give the exact shrink ratio; after pass 1 (all RAM, zero pages) only QEMU's rate can
+  const ratio = prevPass !== undefined ? passRatio(prevPass, passBytes, passes) : intervalRate > 0 ? cur.dirtyRate / intervalRate : 0;
+  const dirtied = prevPass !== undefined ? ratio * transferRate : cur.dirtyRate;
+  const throttleDuring = prev.throttlePercent;
+  const dirty = estimateDirty(ratio, dirtied, throttleDuring, m.view.dirtyRate, m.policy.saturationFactor, prevPass === undefined);
+  return { passBytes, transferRate, boundary: { t, processed, iteration: cur.iteration }, dirty, throttleDuring };
 }

@@ -1,8 +1,11 @@
 export * from './types.js';
 export * from './policy.js';
 export * from './curve.js';
-export * from './controller.js';
-export { isStalled, isTransferStalled } from './stall.js';
+export * from './knobs.js';
+export { createController } from './controller.js';
+export { restoreActions, EVERY_KNOB } from './restore.js';
+export { sampleFromJobStats, type MigrationSample } from './sample.js';
+export { isStalled } from './stall.js';
 export { estimateDirty, passStartBytes, payloadRate, SATURATED_RATIO } from './estimate.js';
-export { throttleNeeded, planThrottle, targetRatio } from './throttle.js';
+export { throttleNeeded, planThrottle, targetRatio, ceilingGuard } from './throttle.js';
 export { escalate, downtimeSchedule, completionTimeoutMs } from './escalate.js';

@@ -4,24 +4,26 @@
 // live_migration_completion_timeout, but with shorter defaults).
 import { z } from 'zod';
 import { valueAt } from '../common/value-at.js';
+import { MAX_BANDWIDTH_MIBPS, MAX_COMPLETION_TIMEOUT_SEC, MAX_DOWNTIME_MS, MAX_THROTTLE_PERCENT } from './bounds.js';
 
 export const PolicySchema = z
   .strictObject({
-    /** built-in this policy derives from, or 'custom' */
+    /** a built-in's name, `<built-in>+custom` once fields were overridden, or a name given */
     name: z.string().min(1),
     /** false: don't steer at all (QEMU's stock auto-converge); used by benchmarks */
     steer: z.boolean(),
     /** throttle ceiling in percent; 0 forbids throttling */
-    maxThrottle: z.number().int().min(0).max(99),
+    maxThrottle: z.number().int().min(0).max(MAX_THROTTLE_PERCENT),
     /** aim to converge within this many passes once throttled (sets the target shrink per pass) */
     convergePasses: z.number().int().min(1).max(50),
     /** when the working set is re-dirtied completely each pass the true dirty rate is only
      *  bounded below; assume it is this many times the bound (a wrong low guess costs two passes) */
     saturationFactor: z.number().min(1).max(50),
-    /** downtime limit set at the start, ms */
-    downtimeMs: z.number().int().min(1).max(60_000),
-    /** largest downtime limit escalation may set, ms */
-    maxDowntimeMs: z.number().int().min(1).max(60_000),
+    /** the downtime limit to start from, ms (VM.migrate `maxDowntime` sets it: libvirt calls the
+     *  limit in force "max downtime") */
+    downtimeMs: z.number().int().min(1).max(MAX_DOWNTIME_MS),
+    /** the largest downtime limit escalation may raise it to, ms */
+    maxDowntimeMs: z.number().int().min(1).max(MAX_DOWNTIME_MS),
     /** number of steps from downtimeMs to maxDowntimeMs (0: never raise downtime) */
     downtimeSteps: z.number().int().min(0).max(20),
     /** may switch to post-copy (only effective when the migration was started with post-copy) */
@@ -33,11 +35,11 @@ export const PolicySchema = z
     /** fraction the pass size must shrink within the window to count as progress */
     minProgress: z.number().min(0).max(1),
     /** abort after this many seconds per GiB of guest RAM ... */
-    completionTimeoutSecPerGiB: z.number().min(1).max(100_000),
+    completionTimeoutSecPerGiB: z.number().min(1).max(MAX_COMPLETION_TIMEOUT_SEC),
     /** ... but never sooner than this */
-    completionTimeoutMinSec: z.number().min(1).max(100_000),
+    completionTimeoutMinSec: z.number().min(1).max(MAX_COMPLETION_TIMEOUT_SEC),
     /** optional bandwidth cap to apply, MiB/s */
-    bandwidthMiBps: z.number().int().min(1).max(1_000_000).optional(),
+    bandwidthMiBps: z.number().int().min(1).max(MAX_BANDWIDTH_MIBPS).optional(),
   })
   .refine((p) => p.maxDowntimeMs >= p.downtimeMs, {
     path: ['maxDowntimeMs'],
@@ -65,7 +67,7 @@ const BASE: Omit<Policy, 'name'> = {
 const BUILT_INS = {
   /** default: finish with small downtime, throttle as much as needed, then downtime, post-copy */
   'minimal-downtime': { ...BASE, name: 'minimal-downtime' },
-  /** keep the guest above ~38 % speed; prefer post-copy over a longer throttle or pause */
+  /** keep the guest at half its speed or more (throttle <= 50 %); prefer post-copy over a longer throttle or pause */
   'protect-workload': {
     ...BASE,
     name: 'protect-workload',
@@ -111,6 +113,24 @@ export class PolicyError extends Error {
   }
 }
 
+const CUSTOM = '+custom';
+
+/** The name of a policy made from `base` with fields overridden. */
+export function customName(base: string): string {
+  return base.endsWith(CUSTOM) ? base : `${base}${CUSTOM}`;
+}
+
+/** A downtime limit to start from above the maximum lifts the maximum: a limit asked for is where
+ *  escalation starts, not something it must stay under. */
+function liftedMaxDowntime(startMs: number, maxMs: number): number {
+  return maxMs < startMs ? startMs : maxMs;
+}
+
+/** The policy starting from another downtime limit (VM.migrate `maxDowntime`). */
+export function startingFrom(policy: Policy, downtimeMs: number): Policy {
+  return { ...policy, downtimeMs, maxDowntimeMs: liftedMaxDowntime(downtimeMs, policy.maxDowntimeMs) };
+}
+
 function isPolicyName(s: string): s is PolicyName {
   return Object.hasOwn(BUILT_INS, s);
 }
@@ -150,7 +170,7 @@ export function resolvePolicy(input: unknown): Policy {
     baseName = base;
   }
   const merged: Record<string, unknown> = { ...BUILT_INS[baseName], ...overrides };
-  if (overrides.name === undefined && Object.keys(overrides).length > 0) merged.name = `${baseName}+custom`;
+  if (overrides.name === undefined && Object.keys(overrides).length > 0) merged.name = customName(baseName);
   return validated(merged);
 }
 
@@ -173,15 +193,15 @@ export type PolicyPatch = Partial<Omit<Policy, 'name'>> & { name?: string };
 
 /**
  * The policy after a mid-flight change: `next` replaces the current one when it is a whole policy,
- * else it is merged over it. A downtime start above the maximum raises the maximum (a downtime asked
- * for is where the controller starts from). Throws PolicyError naming each bad field.
+ * else it is merged over it. A downtime limit to start from above the maximum lifts the maximum.
+ * Throws PolicyError naming each bad field.
  */
 export function patchPolicy(current: Policy, next: PolicyPatch): Policy {
   const whole = PolicySchema.safeParse(next).success;
   const merged: Record<string, unknown> = whole ? { ...next } : { ...current, ...next };
-  if (!whole && next.name === undefined && !String(current.name).endsWith('+custom')) merged.name = `${current.name}+custom`;
-  if (next.downtimeMs !== undefined && next.maxDowntimeMs === undefined && (merged.maxDowntimeMs as number) < next.downtimeMs) {
-    merged.maxDowntimeMs = next.downtimeMs;
+  if (!whole && next.name === undefined) merged.name = customName(current.name);
+  if (next.downtimeMs !== undefined && next.maxDowntimeMs === undefined) {
+    merged.maxDowntimeMs = liftedMaxDowntime(next.downtimeMs, merged.maxDowntimeMs as number);
   }
   return validated(merged);
 }

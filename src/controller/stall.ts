@@ -1,7 +1,14 @@
 // "Is progress stalled?" Judged only on pass sizes at iteration boundaries (the sawtooth inside a
 // pass is normal), never on the first pass (it sends all RAM), and never on a near-zero transfer
-// rate while zero pages are being skipped.
-import type { MigrationSample } from '../migration/sample.js';
+// rate while zero pages are being skipped. Only a throttle at the policy ceiling can stall: below
+// it, the throttle can still help.
+import type { PassMeasurement } from './estimate.js';
+import type { ControllerMemory } from './memory.js';
+import type { MigrationSample } from './sample.js';
+
+/** Boundaries in a row that re-dirtied the whole working set at the ceiling: proof enough of a
+ *  stall without waiting out the window (the pass cannot shrink when all of it is re-dirtied). */
+const SATURATED_BOUNDARIES_FOR_STALL = 2;
 
 /**
  * @param passBytes pass sizes at successive boundaries, oldest first, from pass 2 on
@@ -15,18 +22,23 @@ export function isStalled(passBytes: readonly number[], window: number, minProgr
   return recent > (1 - minProgress) * before;
 }
 
-/** The link moved (almost) nothing for `forMs` though no zero pages were skipped and no pass ended:
- *  a transfer stall (network or destination), distinct from a dirtying stall. */
-export function isTransferStalled(samples: readonly MigrationSample[], forMs: number, minBytes = 1 << 20): boolean {
-  const last = samples[samples.length - 1];
-  if (!last) return false;
-  let first: MigrationSample | undefined;
-  for (let i = samples.length - 1; i >= 0; i--) {
-    const s = samples[i] as MigrationSample;
-    if (s.iteration !== last.iteration) break;
-    first = s;
-    if (last.t - s.t >= forMs) break;
+export type StallTracking = Pick<ControllerMemory, 'reachedCeiling' | 'stallWindowStart' | 'saturatedAtCeiling'> & { stalled: boolean };
+
+/**
+ * Stall tracking after a boundary; `passSizes` ends with the pass that starts there. The window
+ * starts when the throttle reaches the ceiling (it can't help more), and again after each escalation.
+ */
+export function trackStall(m: Readonly<ControllerMemory>, passSizes: readonly number[], pass: PassMeasurement, cur: MigrationSample): StallTracking {
+  let { reachedCeiling, stallWindowStart } = m;
+  const atCeiling = m.ceiling <= 0 || cur.throttlePercent >= m.ceiling;
+  if (atCeiling && !reachedCeiling) {
+    reachedCeiling = true;
+    stallWindowStart = passSizes.length - 1;
   }
-  if (!first || last.t - first.t < forMs) return false;
-  return last.dataProcessed - first.dataProcessed < minBytes && last.zeroPages === first.zeroPages;
+  const saturatedAtCeiling = pass.dirty.saturated && (m.ceiling <= 0 || pass.throttleDuring >= m.ceiling) ? m.saturatedAtCeiling + 1 : 0;
+  const stalled =
+    reachedCeiling &&
+    (saturatedAtCeiling >= SATURATED_BOUNDARIES_FOR_STALL ||
+      isStalled(passSizes.slice(stallWindowStart), m.policy.stallWindowIterations, m.policy.minProgress));
+  return { reachedCeiling, stallWindowStart, saturatedAtCeiling, stalled };
 }

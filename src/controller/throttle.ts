@@ -4,6 +4,7 @@
 // with max-cpu-throttle = target.
 import type { ThrottleParams } from './types.js';
 import { speedShare, throttleForShare } from './curve.js';
+import { toQmpParams, type SteeredKnobs, type ThrottleKnobs } from './knobs.js';
 
 /** Trigger threshold that fires for any guest worth throttling (target ratios are >= 0.1). */
 export const ARM_THRESHOLD = 10;
@@ -14,6 +15,12 @@ export const HOLD_THRESHOLD = 100;
 export const MIN_USEFUL_THROTTLE = 15;
 /** Raises smaller than this are noise in the estimates. */
 export const MIN_RAISE = 2;
+/** Shrink ratios aimed at stay within these: below 0.1 no throttle gets there, above 0.9 a pass
+ *  barely shrinks and convergence takes too many passes. */
+const MIN_TARGET_RATIO = 0.1;
+const MAX_TARGET_RATIO = 0.9;
+/** A guest dirtying this close to the payload rate converges too slowly to leave unthrottled. */
+const NEAR_PAYLOAD_RATE = 0.95;
 
 /**
  * Per-pass shrink ratio (next pass / this pass) that reaches a pass fitting in the downtime limit
@@ -23,7 +30,7 @@ export const MIN_RAISE = 2;
 export function targetRatio(passBytes: number, transferRate: number, downtimeMs: number, passes: number): number {
   const last = (transferRate * downtimeMs) / 1000;
   if (passBytes <= last) return passBytes > 0 ? last / passBytes : Infinity;
-  return Math.min(0.9, Math.max(0.1, (last / passBytes) ** (1 / passes)));
+  return Math.min(MAX_TARGET_RATIO, Math.max(MIN_TARGET_RATIO, (last / passBytes) ** (1 / passes)));
 }
 
 export interface ThrottleTarget {
@@ -51,21 +58,15 @@ export function throttleNeeded(
     return { throttle: 0, wanted: 0, ratio, ratioAtCeiling };
   }
   const wanted = throttleForShare((ratio * transferRate) / dirtyRate);
-  if (wanted < MIN_USEFUL_THROTTLE && dirtyRate < 0.95 * transferRate) {
+  if (wanted < MIN_USEFUL_THROTTLE && dirtyRate < NEAR_PAYLOAD_RATE * transferRate) {
     return { throttle: 0, wanted, ratio, ratioAtCeiling }; // converges on its own, a bit slower
   }
   return { throttle: Math.min(wanted, ceiling), wanted, ratio, ratioAtCeiling };
 }
 
-/** The throttle parameters the controller believes QEMU holds. */
-export interface QemuThrottle {
-  initial: number;
-  increment: number;
-  max: number;
-  threshold: number;
-}
-
+/** QEMU takes throttle percentages from 1 to 99. */
 const clampPct = (p: number): number => Math.min(99, Math.max(1, Math.round(p)));
+const STEERED: (keyof SteeredKnobs)[] = ['initial', 'increment', 'max', 'threshold'];
 
 /**
  * Parameter changes that move QEMU's throttle from `current` to `target` at its next trigger,
@@ -76,11 +77,11 @@ const clampPct = (p: number): number => Math.min(99, Math.max(1, Math.round(p)))
 export function planThrottle(
   target: number,
   current: number,
-  q: QemuThrottle,
+  knobs: SteeredKnobs,
   ceiling: number,
   wouldTrigger: boolean,
 ): ThrottleParams {
-  const want: QemuThrottle = { ...q };
+  const want: SteeredKnobs = { ...knobs };
   if (ceiling <= 0) {
     want.threshold = HOLD_THRESHOLD;
   } else if (target > current && (current <= 0 || target - current >= MIN_RAISE || target >= ceiling)) {
@@ -88,17 +89,30 @@ export function planThrottle(
     if (current <= 0) want.initial = clampPct(t);
     else want.increment = clampPct(t - current);
     want.max = clampPct(t);
-    want.threshold = Math.min(q.threshold, ARM_THRESHOLD);
+    want.threshold = Math.min(knobs.threshold, ARM_THRESHOLD);
   } else if (current > 0) {
     // hold: stop QEMU's next trigger from climbing more than a notch
-    if (Math.min(current + q.increment, q.max) - current >= MIN_RAISE) want.max = clampPct(current);
+    if (Math.min(current + knobs.increment, knobs.max) - current >= MIN_RAISE) want.max = clampPct(current);
   } else if (wouldTrigger) {
     want.threshold = HOLD_THRESHOLD; // converges on its own: keep QEMU's blind trigger off
   }
-  const out: ThrottleParams = {};
-  if (want.initial !== q.initial) out['cpu-throttle-initial'] = want.initial;
-  if (want.increment !== q.increment) out['cpu-throttle-increment'] = want.increment;
-  if (want.max !== q.max) out['max-cpu-throttle'] = want.max;
-  if (want.threshold !== q.threshold) out['throttle-trigger-threshold'] = want.threshold;
-  return out;
+  const changed: Partial<ThrottleKnobs> = {};
+  for (const k of STEERED) if (want[k] !== knobs[k]) changed[k] = want[k];
+  return toQmpParams(changed);
+}
+
+/**
+ * Parameters that keep QEMU's own trigger under the policy ceiling: max and initial no higher than
+ * it, and, for a throttle `running` above it, the trigger armed (QEMU lowers a running throttle to
+ * max-cpu-throttle only when it fires next). A ceiling of 0 keeps the trigger from firing at all.
+ */
+export function ceilingGuard(knobs: SteeredKnobs, ceiling: number, running: number): ThrottleParams {
+  const guard: Partial<ThrottleKnobs> = {};
+  if (ceiling <= 0) guard.threshold = HOLD_THRESHOLD;
+  else {
+    if (knobs.max > ceiling) guard.max = ceiling;
+    if (knobs.initial > ceiling) guard.initial = ceiling;
+    if (running > ceiling) guard.threshold = Math.min(knobs.threshold, ARM_THRESHOLD);
+  }
+  return toQmpParams(guard);
 }

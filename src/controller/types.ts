@@ -1,7 +1,10 @@
-// Contract between the pure convergence controller and the migration runner that applies its actions.
-// The controller owns the Policy details; the runner only needs Action.
+// Contract between the pure convergence controller and those who drive it: the migration runner
+// feeds samples and applies actions, the daemon builds controllers and changes their policy.
+import type { KnownParams } from './knobs.js';
+import type { Policy, PolicyPatch } from './policy.js';
+import type { MigrationSample } from './sample.js';
 
-/** QEMU migrate-set-parameters fields the controller may set (QMP names). */
+/** QEMU migrate-set-parameters fields the controller may set (QMP names; see knobs.ts). */
 export interface ThrottleParams {
   'cpu-throttle-initial'?: number;
   'cpu-throttle-increment'?: number;
@@ -16,3 +19,74 @@ export type Action =
   | { type: 'set-bandwidth'; mibPerSec: number; reason: string }
   | { type: 'postcopy'; reason: string }
   | { type: 'abort'; reason: string };
+
+export interface ControllerContext {
+  guestRamBytes: number;
+  /** the migration was started with post-copy enabled (VIR_MIGRATE_POSTCOPY) */
+  postcopyEnabled: boolean;
+  /** expected payload rate, MiB/s: used until one is measured */
+  bandwidthMiBps?: number;
+  /** QEMU's parameters before the migration where they are not QEMU's defaults; finish() restores them */
+  original?: KnownParams;
+}
+
+export type Phase =
+  | 'stock'
+  | 'first-pass'
+  | 'converging'
+  | 'throttling'
+  | 'escalating'
+  | 'postcopy'
+  /** aborted by us, or the job failed / was cancelled */
+  | 'aborted'
+  | 'completed';
+
+/** The controller's beliefs and decisions, as state() shows them. */
+export interface ControllerState {
+  phase: Phase;
+  iteration: number;
+  elapsedMs: number;
+  /** estimated unthrottled dirty rate, bytes/s */
+  dirtyRate: number;
+  /** dirty rate the measurements prove, bytes/s */
+  dirtyRateLowerBound: number;
+  /** last pass re-dirtied the whole working set (rate only bounded below) */
+  saturated: boolean;
+  /** dirtied / sent over the last pass */
+  passRatio: number;
+  /** payload rate estimate, bytes/s */
+  transferRate: number;
+  /** size of the current pass at its start, bytes */
+  passBytes: number;
+  /** throttle the controller is steering to */
+  targetThrottle: number;
+  /** throttle QEMU reported last */
+  throttle: number;
+  /** no progress over the stall window at the throttle ceiling */
+  stalled: boolean;
+  /** the downtime limit in force, ms */
+  downtimeMs: number;
+  /** completion timeout, ms after the start */
+  timeoutMs: number;
+  lastReason: string;
+}
+
+export interface Controller {
+  observe(sample: MigrationSample): Action[];
+  /** The runner failed to apply `action` (one this controller returned): forget its effect. */
+  rejected(action: Action): void;
+  /**
+   * Switch policy mid-flight: a whole policy replaces the current one, a patch is merged over it
+   * (throws PolicyError). Returns the actions that bring QEMU in line now; the rest (ceiling,
+   * escalation, timeout) applies from the next decision.
+   */
+  changePolicy(next: PolicyPatch): Action[];
+  /** the policy in force */
+  policy(): Readonly<Policy>;
+  /** Actions that put back every parameter changed so far (call when the migration ended, any way). */
+  finish(): Action[];
+  state(): Readonly<ControllerState>;
+}
+
+/** What a migration and the daemon need from a convergence controller. */
+export type ControllerPort = Pick<Controller, 'observe' | 'rejected' | 'changePolicy' | 'policy' | 'finish'>;

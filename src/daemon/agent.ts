@@ -1,6 +1,7 @@
 // Assembles the agent: libvirt link, migration registry, admission desk, verbs and the RPC server.
 // Effects only; every decision lives in the parts it wires together.
 import type { Logger } from 'pino';
+import { isMigrationActive } from '../api/results.js';
 import { MigrationManager } from '../migration/manager.js';
 import { AdmissionDesk } from '../migration/admission.js';
 import type { DomainEvent } from '../libvirt/types.js';
@@ -8,7 +9,7 @@ import type { AgentContext, AgentSettings, ControllerFactory } from './context.j
 import { LibvirtLink } from './libvirt-link.js';
 import { MigrationLedger } from '../migration/ledger.js';
 import { abortOrphans } from './orphans.js';
-import { startRpcServer, type RefusedHook, type RpcServer } from './rpc/server.js';
+import { startRpcServer, type RefusedHook, type RpcLimits, type RpcServer } from './rpc/server.js';
 import { eventVerbs } from './verbs/events.js';
 import { hostVerbs } from './verbs/host.js';
 import { vmVerbs } from './verbs/vm.js';
@@ -16,6 +17,9 @@ import { vmVerbs } from './verbs/vm.js';
 export interface AgentOptions {
   settings: AgentSettings;
   listen: { host: string; port: number };
+  /** optional local endpoint (Unix socket, 0600) */
+  localSocket?: string | null;
+  limits: RpcLimits;
   maxIncoming: number;
   maxOutgoing: number;
   controllers: ControllerFactory;
@@ -60,8 +64,11 @@ export async function startAgent(opts: AgentOptions): Promise<Agent> {
   );
   if (ledger && connected) await abortOrphans(ledger, libvirt, opts.logger);
   const rpc = await startRpcServer({
-    host: opts.listen.host,
-    port: opts.listen.port,
+    listen: opts.listen,
+    tls: opts.settings.tls,
+    roles: opts.settings.roles,
+    localSocket: opts.localSocket ?? null,
+    limits: opts.limits,
     verbs: { ...hostVerbs(context), ...vmVerbs(context), ...eventVerbs() },
     logger: opts.logger,
     ...(opts.onRefused ? { onRefused: opts.onRefused } : {}),
@@ -69,14 +76,14 @@ export async function startAgent(opts: AgentOptions): Promise<Agent> {
   manager.on('state', (s) => rpc.notify('migration.state', s));
   manager.on('progress', (s) => rpc.notify('migration.progress', s));
   manager.on('action', (s, record) => rpc.notify('migration.action', { ...s, record }));
-  opts.logger.info({ event: 'agent.listening', host: opts.listen.host, port: rpc.port }, `listening on ws://${opts.listen.host}:${rpc.port}`);
+  opts.logger.info({ event: 'agent.listening', url: rpc.url, localSocket: opts.localSocket ?? null }, `listening on ${rpc.url}${opts.localSocket ? ` and ${opts.localSocket}` : ''}`);
 
   return {
     context,
     rpc,
     async stop() {
       // Never leave a migration running unattended: abort them; the guests stay on this host.
-      const active = manager.list().filter((s) => s.state === 'pending' || s.state === 'running');
+      const active = manager.list().filter((s) => isMigrationActive(s.state));
       await Promise.all(active.map((s) => manager.get(s.vmId).cancel().catch(() => {})));
       await manager.settle();
       await rpc.close();

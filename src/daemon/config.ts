@@ -6,17 +6,23 @@ import { parseArgs } from 'node:util';
 import { z } from 'zod';
 import { LOG_LEVELS, type LogLevel, type LogTarget } from '../common/logger.js';
 import { DEFAULT_POLICY, POLICY_NAMES, resolvePolicy } from '../controller/policy.js';
+import { DEFAULT_ROLE_SUBJECTS, ROLES, type Role } from '../api/roles.js';
+import { parseSubjectPattern } from './security/subject.js';
+import type { RpcLimits } from './rpc/server.js';
+import { parseAllowRule } from './security/libvirt-uri.js';
 
 export const DEFAULT_CONFIG_PATH = '/etc/vmigrate/vmigrated.json';
 export const DEFAULT_LISTEN = '127.0.0.1:4411';
 export const DEFAULT_METRICS_LISTEN = '127.0.0.1:9411';
+export const DEFAULT_PKI_DIR = '/etc/vmigrate/pki';
 
 export interface ListenAddress {
   host: string;
   port: number;
 }
 
-export interface DaemonConfig {
+/** The settings; the RPC limits (maxConnections, ...) keep a hostile or broken client from exhausting the agent. */
+export interface DaemonConfig extends RpcLimits {
   /** host name shown to clients */
   name: string;
   libvirtUri: string;
@@ -43,6 +49,18 @@ export interface DaemonConfig {
   migrationTls: boolean;
   /** policy used when a migrate request names none: a built-in name or a policy object */
   defaultPolicy: string | Record<string, unknown>;
+  /** mutual TLS on the API (wss://); off is allowed only on a loopback listen address */
+  tls: boolean;
+  /** PEM files: the CA bundle that signs peers and clients, and this agent's certificate and key */
+  tlsCa: string;
+  tlsCert: string;
+  tlsKey: string;
+  /** certificate subject patterns per role, e.g. {"manager": ["OU=vmigrate-manager"]} */
+  roles: Record<Role, string[]>;
+  /** optional local endpoint for tools on this host: a Unix socket, mode 0600 (root only); null = off */
+  localSocket: string | null;
+  /** libvirt URIs a migration may be sent to: patterns such as qemu+tls://HOST/system, where HOST may be a star */
+  allowedLibvirtUris: string[];
   /** the file that was read, or null when the default file does not exist */
   configFile: string | null;
 }
@@ -60,8 +78,8 @@ interface Field {
   schema: z.ZodType;
   /** what a valid value looks like, for the error message */
   expected: string;
-  /** true: strings from env/flags are converted to integers first */
-  integer?: boolean;
+  /** how a string from env/flags becomes a value: integer, boolean, or JSON (objects, lists) */
+  kind?: 'integer' | 'boolean' | 'json';
 }
 
 const listenSchema = z
@@ -75,6 +93,15 @@ const listenSchema = z
 
 const int = (min: number, max: number): z.ZodType => z.number().int().min(min).max(max);
 
+const absPath = z.string().regex(/^\/\S*$/);
+const subjectList = z.array(z.string().superRefine((v, ctx) => {
+  try {
+    parseSubjectPattern(v);
+  } catch (err) {
+    ctx.addIssue({ code: 'custom', message: (err as Error).message });
+  }
+}));
+
 const FIELDS: Record<Key, Field> = {
   name: { schema: z.string().trim().min(1).max(253), expected: 'a non-empty string' },
   libvirtUri: { schema: z.string().regex(/^[a-z][a-z0-9+.-]*:\/\/\S*$/), expected: 'a libvirt URI like qemu:///system' },
@@ -85,10 +112,10 @@ const FIELDS: Record<Key, Field> = {
   },
   logLevel: { schema: z.enum(LOG_LEVELS), expected: `one of ${LOG_LEVELS.join(', ')}` },
   logTarget: { schema: z.enum(['auto', 'journal', 'stdout']), expected: 'one of auto, journal, stdout' },
-  monitorIntervalMs: { schema: int(50, 60_000), expected: 'an integer from 50 to 60000', integer: true },
-  sampleTimeoutMs: { schema: int(100, 600_000), expected: 'an integer from 100 to 600000', integer: true },
-  maxIncoming: { schema: int(1, 1000), expected: 'a positive integer', integer: true },
-  maxOutgoing: { schema: int(1, 1000), expected: 'a positive integer', integer: true },
+  monitorIntervalMs: { schema: int(50, 60_000), expected: 'an integer from 50 to 60000', kind: 'integer' },
+  sampleTimeoutMs: { schema: int(100, 600_000), expected: 'an integer from 100 to 600000', kind: 'integer' },
+  maxIncoming: { schema: int(1, 1000), expected: 'a positive integer', kind: 'integer' },
+  maxOutgoing: { schema: int(1, 1000), expected: 'a positive integer', kind: 'integer' },
   migrationAddress: {
     schema: z.union([z.null(), z.string().regex(/^[^\s/]+$/)]),
     expected: 'a host name or IP address, or null',
@@ -98,11 +125,36 @@ const FIELDS: Record<Key, Field> = {
     schema: z.union([z.null(), z.string().regex(/^[a-z][a-z0-9+.-]*:\/\/\S*$/)]),
     expected: 'a libvirt URI like qemu+tls://host.example/system, or null',
   },
-  migrationTls: {
-    // env/flags give strings; the JSON file may give either form
-    schema: z.union([z.boolean(), z.stringbool({ truthy: ['true'], falsy: ['false'] })]),
-    expected: 'true or false',
+  migrationTls: { schema: z.boolean(), expected: 'true or false', kind: 'boolean' },
+  tls: { schema: z.boolean(), expected: 'true or false', kind: 'boolean' },
+  tlsCa: { schema: absPath, expected: 'an absolute path of a PEM file' },
+  tlsCert: { schema: absPath, expected: 'an absolute path of a PEM file' },
+  tlsKey: { schema: absPath, expected: 'an absolute path of a PEM file' },
+  roles: {
+    schema: z.strictObject(Object.fromEntries(ROLES.map((r) => [r, subjectList.optional()]))).transform(
+      (v): Record<Role, string[]> => Object.fromEntries(ROLES.map((r) => [r, (v as Partial<Record<Role, string[]>>)[r] ?? []])) as Record<Role, string[]>,
+    ),
+    expected: `an object of subject patterns per role (${ROLES.join(', ')}), e.g. {"manager": ["OU=vmigrate-manager"]}`,
+    kind: 'json',
   },
+  localSocket: { schema: z.union([z.null(), absPath]), expected: 'an absolute path for a Unix socket, or null' },
+  allowedLibvirtUris: {
+    schema: z.array(z.string().superRefine((v, ctx) => {
+      try {
+        parseAllowRule(v);
+      } catch (err) {
+        ctx.addIssue({ code: 'custom', message: (err as Error).message });
+      }
+    })),
+    expected: 'a list of libvirt URI patterns, e.g. ["qemu+tls://*/system"]',
+    kind: 'json',
+  },
+  maxConnections: { schema: int(1, 100_000), expected: 'an integer from 1 to 100000', kind: 'integer' },
+  maxRequestsInFlight: { schema: int(1, 10_000), expected: 'an integer from 1 to 10000', kind: 'integer' },
+  maxBatch: { schema: int(1, 10_000), expected: 'an integer from 1 to 10000', kind: 'integer' },
+  maxRequestBytes: { schema: int(1024, 64 << 20), expected: 'an integer from 1024 to 67108864', kind: 'integer' },
+  heartbeatMs: { schema: z.union([z.literal(0), int(100, 3_600_000)]), expected: '0 (off) or an integer from 100 to 3600000', kind: 'integer' },
+  maxSubscriberBufferBytes: { schema: int(1024, 1 << 30), expected: 'an integer from 1024 to 1073741824', kind: 'integer' },
   defaultPolicy: {
     // the controller's own validator, so a bad policy fails at start, not at the first migration
     schema: z.union([z.string().min(1), z.record(z.string(), z.unknown())]).superRefine((v, ctx) => {
@@ -137,6 +189,19 @@ function defaults(): Record<Key, unknown> {
     // migration fails; like Nova's live_migration_with_native_tls, an operator turns it on once it is.
     migrationTls: false,
     defaultPolicy: DEFAULT_POLICY,
+    tls: true,
+    tlsCa: `${DEFAULT_PKI_DIR}/ca.pem`,
+    tlsCert: `${DEFAULT_PKI_DIR}/agent.pem`,
+    tlsKey: `${DEFAULT_PKI_DIR}/agent-key.pem`,
+    roles: DEFAULT_ROLE_SUBJECTS,
+    localSocket: null,
+    allowedLibvirtUris: ['qemu+tls://*/system'],
+    maxConnections: 64,
+    maxRequestsInFlight: 16,
+    maxBatch: 32,
+    maxRequestBytes: 1 << 20,
+    heartbeatMs: 15_000,
+    maxSubscriberBufferBytes: 4 << 20,
   };
 }
 
@@ -233,7 +298,19 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Dae
     }
     out[key] = parsed.data;
   }
-  return { ...(out as Omit<DaemonConfig, 'configFile'>), configFile };
+  const config = { ...(out as Omit<DaemonConfig, 'configFile'>), configFile };
+  if (!config.tls && !isLoopback(config.listen.host)) {
+    throw new ConfigError(
+      `config key "listen": ${config.listen.host}:${config.listen.port} is not a loopback address and "tls" is false (from ${source.tls}): ` +
+        'the API would accept unauthenticated callers from the network; turn tls on, or listen on 127.0.0.1 / [::1]',
+    );
+  }
+  return config;
+}
+
+/** Only these hosts keep an unauthenticated API on this machine. */
+export function isLoopback(host: string): boolean {
+  return host === 'localhost' || host === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
 }
 
 /** How a peer's libvirtd reaches this host: a local URI means nothing to a remote host, so default to
@@ -245,8 +322,20 @@ export function peerLibvirtUri(c: Pick<DaemonConfig, 'libvirtUri' | 'peerLibvirt
 
 function fromString(key: Key, value: string): unknown {
   const v = value.trim();
-  if (FIELDS[key].integer && /^-?\d+$/.test(v)) return Number(v);
-  if ((key === 'migrationAddress' || key === 'peerLibvirtUri') && (v === '' || v === 'off')) return null;
+  const kind = FIELDS[key].kind;
+  if (kind === 'integer' && /^-?\d+$/.test(v)) return Number(v);
+  if (kind === 'boolean') {
+    if (['true', 'on', 'yes', '1'].includes(v)) return true;
+    if (['false', 'off', 'no', '0'].includes(v)) return false;
+  }
+  if (kind === 'json') {
+    try {
+      return JSON.parse(v) as unknown;
+    } catch {
+      return v; // reported by the schema, naming the key
+    }
+  }
+  if ((key === 'migrationAddress' || key === 'peerLibvirtUri' || key === 'localSocket') && (v === '' || v === 'off')) return null;
   return v;
 }
 

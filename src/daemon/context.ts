@@ -1,9 +1,11 @@
 import type { Logger } from 'pino';
 import type { MigrationManager } from '../migration/manager.js';
 import type { AdmissionDesk } from '../migration/admission.js';
-import type { ControllerPort } from '../migration/controller-port.js';
-import type { Action } from '../controller/types.js';
+import type { Action, ControllerContext, ControllerPort } from '../controller/types.js';
 import type { LibvirtLink } from './libvirt-link.js';
+import type { AllowRule } from './security/libvirt-uri.js';
+import type { RoleTable } from './security/subject.js';
+import type { TlsStore } from './security/tls-store.js';
 
 /** Settings the verbs need; a subset of the daemon's configuration. */
 export interface AgentSettings {
@@ -17,13 +19,20 @@ export interface AgentSettings {
   sampleTimeoutMs: number;
   /** encrypt migration streams when VM.migrate does not say; default false */
   migrationTls?: boolean;
+  /** the libvirt URIs a migration may be sent to */
+  allowedLibvirtUris: readonly AllowRule[];
+  /** this agent's certificate, also used towards destination agents; null: TLS off (loopback only) */
+  tls: TlsStore | null;
+  /** recognises a peer agent by its certificate subject */
+  roles: RoleTable;
 }
 
-export interface ControllerContext {
-  guestRamBytes: number;
-  postcopyEnabled: boolean;
-  bandwidthMiBps?: number;
-  maxDowntimeMs?: number;
+/** What a VM.migrate request and the VM tell the factory about the controller to build: the
+ *  controller's context (`bandwidthMiBps` is VM.migrate `bandwidth`), and what QEMU starts with. */
+export interface ControllerRequest extends Omit<ControllerContext, 'original'> {
+  /** VM.migrate `maxDowntime`: the downtime limit the controller starts from, ms */
+  downtimeLimitMs?: number;
+  /** VM.migrate `autoConvergeInitial` / `autoConvergeIncrement`: the throttle knobs' starting values */
   autoConvergeInitial?: number;
   autoConvergeIncrement?: number;
 }
@@ -31,6 +40,8 @@ export interface ControllerContext {
 export interface ResolvedPolicy {
   name: string;
   allowPostcopy: boolean;
+  /** when a migration of a guest this large is given up */
+  completionTimeoutMs(guestRamBytes: number): number;
   /** opaque to the daemon: the controller's own validated policy */
   policy: unknown;
 }
@@ -39,6 +50,7 @@ export interface ResolvedPolicy {
 export interface PolicyChange {
   policy?: unknown;
   maxThrottle?: number;
+  /** VM.migrateChangeParams `maxDowntime`: the downtime limit from now on, ms */
   downtimeMs?: number;
   bandwidthMiBps?: number;
 }
@@ -49,7 +61,7 @@ export interface ControllerFactory {
   /** validates; throws AgentError INVALID_POLICY naming the bad field */
   resolve(input: unknown): ResolvedPolicy;
   /** null: the policy wants QEMU's stock behaviour, nothing steered */
-  create(policy: ResolvedPolicy, ctx: ControllerContext): ControllerPort | null;
+  create(policy: ResolvedPolicy, request: ControllerRequest): ControllerPort | null;
   /** steer a running controller by a new policy; throws AgentError INVALID_POLICY */
   change(controller: ControllerPort, change: PolicyChange): { actions: Action[]; policyName: string };
 }

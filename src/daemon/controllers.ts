@@ -1,7 +1,7 @@
 // Binds the pure convergence controller (src/controller/) to the daemon: policy validation with
 // the agent's error codes, and one controller per migration.
 import { AgentError } from '../api/errors.js';
-import { createController, POLICY_NAMES, PolicyError, resolvePolicy, type Policy, type PolicyPatch } from '../controller/index.js';
+import { completionTimeoutMs, createController, customName, POLICY_NAMES, PolicyError, resolvePolicy, startingFrom, type Policy, type PolicyPatch } from '../controller/index.js';
 import type { ControllerFactory, PolicyChange, ResolvedPolicy } from './context.js';
 
 function asAgentError(err: unknown): unknown {
@@ -18,25 +18,24 @@ export function createControllerFactory(defaultPolicy: unknown): ControllerFacto
       } catch (err) {
         throw asAgentError(err);
       }
-      return { name: policy.name, allowPostcopy: policy.allowPostcopy, policy };
+      const chosen = policy;
+      return { name: policy.name, allowPostcopy: policy.allowPostcopy, completionTimeoutMs: (ram) => completionTimeoutMs(chosen, ram), policy };
     },
-    create(resolved, ctx) {
-      let policy = resolved.policy as Policy;
-      if (!policy.steer) return null;
-      // A downtime asked for with VM.migrate is where the controller starts from.
-      if (ctx.maxDowntimeMs !== undefined) {
-        policy = { ...policy, downtimeMs: ctx.maxDowntimeMs, maxDowntimeMs: Math.max(policy.maxDowntimeMs, ctx.maxDowntimeMs) };
-      }
-      const original = {
-        ...(ctx.autoConvergeInitial !== undefined ? { throttleInitial: ctx.autoConvergeInitial } : {}),
-        ...(ctx.autoConvergeIncrement !== undefined ? { throttleIncrement: ctx.autoConvergeIncrement } : {}),
-        ...(ctx.bandwidthMiBps !== undefined ? { bandwidthMiBps: ctx.bandwidthMiBps } : {}),
+    create(resolved, request) {
+      const chosen = resolved.policy as Policy;
+      if (!chosen.steer) return null;
+      // A downtime limit asked for with VM.migrate is where the controller starts from.
+      const policy = request.downtimeLimitMs !== undefined ? startingFrom(chosen, request.downtimeLimitMs) : chosen;
+      // libvirt sets these when the migration starts (plan.ts): QEMU's values before any action
+      const throttle = {
+        ...(request.autoConvergeInitial !== undefined ? { initial: request.autoConvergeInitial } : {}),
+        ...(request.autoConvergeIncrement !== undefined ? { increment: request.autoConvergeIncrement } : {}),
       };
       return createController(policy, {
-        guestRamBytes: ctx.guestRamBytes,
-        postcopyEnabled: ctx.postcopyEnabled,
-        ...(ctx.bandwidthMiBps !== undefined ? { bandwidthMiBps: ctx.bandwidthMiBps } : {}),
-        original,
+        guestRamBytes: request.guestRamBytes,
+        postcopyEnabled: request.postcopyEnabled,
+        ...(request.bandwidthMiBps !== undefined ? { bandwidthMiBps: request.bandwidthMiBps } : {}),
+        original: { throttle, ...(request.bandwidthMiBps !== undefined ? { bandwidthMiBps: request.bandwidthMiBps } : {}) },
       });
     },
     change(controller, change: PolicyChange) {
@@ -48,8 +47,7 @@ export function createControllerFactory(defaultPolicy: unknown): ControllerFacto
       let patch: PolicyPatch = overrides;
       if (change.policy !== undefined) {
         const whole = factory.resolve(change.policy).policy as Policy;
-        const custom = Object.keys(overrides).length > 0 && !whole.name.endsWith('+custom');
-        patch = { ...whole, ...overrides, ...(custom ? { name: `${whole.name}+custom` } : {}) };
+        patch = { ...whole, ...overrides, ...(Object.keys(overrides).length > 0 ? { name: customName(whole.name) } : {}) };
       }
       try {
         return { actions: controller.changePolicy(patch), policyName: controller.policy().name };

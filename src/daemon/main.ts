@@ -8,6 +8,10 @@ import { createMetrics } from './metrics.js';
 import { notifyReady, notifyStopping, startWatchdog } from './systemd.js';
 import { startAgent } from './agent.js';
 import { createControllerFactory } from './controllers.js';
+import { TlsFileError } from '../client/tls.js';
+import { parseAllowRule } from './security/libvirt-uri.js';
+import { roleTable } from './security/subject.js';
+import { TlsStore } from './security/tls-store.js';
 
 function packageVersion(): string {
   const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
@@ -30,7 +34,19 @@ async function main(): Promise<void> {
     }
     throw err;
   }
+  let tls: TlsStore | null = null;
+  if (config.tls) {
+    try {
+      tls = new TlsStore({ ca: config.tlsCa, cert: config.tlsCert, key: config.tlsKey });
+    } catch (err) {
+      if (!(err instanceof TlsFileError)) throw err;
+      const key = { ca: 'tlsCa', cert: 'tlsCert', key: 'tlsKey' }[err.which];
+      console.error(`vmigrated: config key "${key}": ${err.message} (TLS is on; issue certificates as README's security section says, or set tls=false on a loopback listen address)`);
+      process.exit(2);
+    }
+  }
   const logger = createLogger({ level: config.logLevel, destination: config.logTarget });
+  if (!tls) logger.warn({ event: 'agent.tls_off', listen: config.listen }, 'TLS is off: every local user can call every verb on the loopback endpoint');
   const version = packageVersion();
   const controllers = createControllerFactory(config.defaultPolicy);
 
@@ -44,8 +60,13 @@ async function main(): Promise<void> {
       monitorIntervalMs: config.monitorIntervalMs,
       sampleTimeoutMs: config.sampleTimeoutMs,
       migrationTls: config.migrationTls,
+      allowedLibvirtUris: config.allowedLibvirtUris.map(parseAllowRule),
+      tls,
+      roles: roleTable(config.roles),
     },
     listen: config.listen,
+    localSocket: config.localSocket,
+    limits: config, // DaemonConfig extends RpcLimits
     maxIncoming: config.maxIncoming,
     maxOutgoing: config.maxOutgoing,
     controllers,
@@ -60,7 +81,7 @@ async function main(): Promise<void> {
   if (metricsServer) logger.info({ event: 'metrics.listening', url: metricsServer.url }, `metrics on ${metricsServer.url}`);
 
   const watchdog = startWatchdog();
-  notifyReady(`serving on ws://${config.listen.host}:${agent.rpc.port}`);
+  notifyReady(`serving on ${agent.rpc.url}`);
   logger.info({ event: 'agent.ready', version, name: config.name, configFile: config.configFile }, 'vmigrated ready');
 
   let stopping = false;
@@ -76,6 +97,20 @@ async function main(): Promise<void> {
     logger.flush();
     process.exit(0);
   };
+  // Certificate rotation: new files take effect for new connections, in and out.
+  process.on('SIGHUP', () => {
+    if (!tls) return;
+    try {
+      tls.reload();
+      logger.info({ event: 'agent.tls_reloaded', cert: config.tlsCert }, 'TLS material reloaded');
+    } catch (err) {
+      logger.error({ event: 'agent.tls_reload_failed', err: (err as Error).message }, 'TLS reload failed; the previous certificates stay in force');
+    }
+  });
+  // A bug in a promise chain must not take the agent (and the migrations it steers) down.
+  process.on('unhandledRejection', (reason) => {
+    logger.error({ event: 'agent.unhandled_rejection', err: reason instanceof Error ? reason.stack : String(reason) }, 'unhandled rejection (bug)');
+  });
   process.on('SIGTERM', () => void stop('SIGTERM'));
   process.on('SIGINT', () => void stop('SIGINT'));
 }

@@ -7,7 +7,7 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
 import type { Action } from '../controller/types.js';
 import { ErrorCodes, type ErrorName } from '../api/errors.js';
 import { CATALOG } from '../api/catalog.js';
-import type { ActionRecord, MigrationState, MigrationStatus } from '../migration/status.js';
+import { isMigrationActive, type ActionRecord, type MigrationStatus } from '../api/results.js';
 
 export const METRIC_PREFIX = 'vmigrate_';
 
@@ -16,7 +16,6 @@ export const END_REASONS = ['requested', 'controller_abort', 'libvirt_error', 'o
 export type EndReason = (typeof END_REASONS)[number];
 
 const ACTION_TYPES: ReadonlyArray<Action['type']> = ['set-throttle', 'set-downtime', 'set-bandwidth', 'postcopy', 'abort'];
-const TERMINAL: ReadonlySet<MigrationState> = new Set(['completed', 'failed', 'cancelled']);
 
 /** Error names a migration can end with, folded into the reason label. */
 const REASON_BY_ERROR: Partial<Record<ErrorName, EndReason>> = {
@@ -196,7 +195,7 @@ export function createMetrics(): AgentMetrics {
   }
 
   const onState = (s: MigrationStatus): void => {
-    if (TERMINAL.has(s.state)) {
+    if (!isMigrationActive(s.state)) {
       finish(s);
       return;
     }
@@ -204,7 +203,7 @@ export function createMetrics(): AgentMetrics {
     if (s.state === 'running') updateGauges(s);
   };
   const onProgress = (s: MigrationStatus): void => {
-    if (TERMINAL.has(s.state) || ended.has(s.migrationId)) return;
+    if (!isMigrationActive(s.state) || ended.has(s.migrationId)) return;
     seen(s);
     updateGauges(s);
   };

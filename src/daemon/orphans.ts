@@ -2,16 +2,12 @@
 // carries a peer-to-peer migration on without its client) run unsteered and unseen. Abort them, so
 // the VM stays where it is and a manager can start again; post-copy cannot be undone and is left.
 import type { Logger } from 'pino';
-import { QEMU_DEFAULTS } from '../controller/index.js';
-import { JobType } from '../libvirt/types.js';
+import { EVERY_KNOB, QEMU_DEFAULTS, restoreActions } from '../controller/index.js';
+import { isNoDomain } from '../libvirt/errors.js';
+import { isJobActive, JobOperation } from '../libvirt/types.js';
 import type { MigrationLedger } from '../migration/ledger.js';
 import { applyAction } from '../migration/effects.js';
 import type { LibvirtLink } from './libvirt-link.js';
-import { libvirtCode } from './vm-lookup.js';
-
-const VIR_ERR_NO_DOMAIN = 42;
-// virDomainJobOperation: unknown 0, start 1, save 2, restore 3, migration-in 4, migration-out 5, ...
-const JOB_OPERATION_MIGRATION_OUT = 5;
 
 export async function abortOrphans(ledger: MigrationLedger, libvirt: LibvirtLink, log: Logger): Promise<void> {
   for (const entry of ledger.entries()) {
@@ -19,30 +15,22 @@ export async function abortOrphans(ledger: MigrationLedger, libvirt: LibvirtLink
     try {
       const domain = await (await libvirt.get()).lookupByUuid(entry.vmUuid);
       const stats = await domain.getJobStats();
-      const running = stats.type === JobType.BOUNDED || stats.type === JobType.UNBOUNDED;
-      const outgoing = stats.operation === undefined || stats.operation === JOB_OPERATION_MIGRATION_OUT;
+      const running = isJobActive(stats.type);
+      const outgoing = stats.operation === undefined || stats.operation === JobOperation.MIGRATION_OUT;
       if (!running || !outgoing) {
         log.info({ ...fields, jobType: stats.type, operation: stats.operation }, 'migration left by a previous agent process has ended');
       } else if ((stats.memory_postcopy_requests ?? 0) > 0) {
         log.warn(fields, 'migration left by a previous agent process is in post-copy: it cannot be aborted, left to finish');
       } else {
         await domain.abortJob();
-        // the throttle parameters it may have steered go back to QEMU's defaults
-        await applyAction(domain, {
-          type: 'set-throttle',
-          params: {
-            'cpu-throttle-initial': QEMU_DEFAULTS.throttleInitial,
-            'cpu-throttle-increment': QEMU_DEFAULTS.throttleIncrement,
-            'max-cpu-throttle': QEMU_DEFAULTS.maxThrottle,
-            'cpu-throttle-tailslow': QEMU_DEFAULTS.tailslow,
-            'throttle-trigger-threshold': QEMU_DEFAULTS.triggerThreshold,
-          },
-          reason: 'restore after aborting an orphaned migration',
-        }).catch(() => {});
+        // the throttle knobs it may have steered go back to QEMU's defaults
+        for (const action of restoreActions(EVERY_KNOB, QEMU_DEFAULTS, 'aborted an orphaned migration')) {
+          await applyAction(domain, action).catch(() => {});
+        }
         log.warn(fields, 'aborted a migration left running by a previous agent process; the VM stays on this host');
       }
     } catch (err) {
-      if (libvirtCode(err) !== VIR_ERR_NO_DOMAIN) {
+      if (!isNoDomain(err)) {
         log.error({ ...fields, err: String(err) }, 'could not check a migration left by a previous agent process');
         continue; // keep the record: the next start tries again
       }

@@ -1,7 +1,7 @@
 // sd_notify(3) for Type=notify: READY=1 once serving, STOPPING=1 on shutdown, WATCHDOG=1 pings.
 // Everything is a no-op without NOTIFY_SOCKET, so the daemon runs the same outside systemd.
 import { execFileSync } from 'node:child_process';
-import { sendDatagram } from '../common/unixDgram.js';
+import { sendDatagram } from '../common/unix-dgram.js';
 
 export type NotifyEnv = NodeJS.ProcessEnv;
 

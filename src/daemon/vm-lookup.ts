@@ -1,13 +1,8 @@
 import { AgentError } from '../api/errors.js';
+import { isNoDomain, libvirtCode } from '../libvirt/errors.js';
 import type { Connection, Domain } from '../libvirt/types.js';
 
 const UUID_RE = /^[0-9a-f]{8}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{12}$/i;
-const VIR_ERR_NO_DOMAIN = 42;
-
-export function libvirtCode(err: unknown): number | undefined {
-  const code = (err as { code?: unknown } | null)?.code;
-  return typeof code === 'number' ? code : undefined;
-}
 
 /** Wrap a libvirt failure in the agent's error, keeping libvirt's code for the client. */
 export function libvirtFailure(err: unknown, what: string): AgentError {
@@ -20,7 +15,7 @@ export async function findDomain(conn: Connection, vmId: string): Promise<Domain
   try {
     return UUID_RE.test(vmId) ? await conn.lookupByUuid(vmId) : await conn.lookupByName(vmId);
   } catch (err) {
-    if (libvirtCode(err) === VIR_ERR_NO_DOMAIN) {
+    if (isNoDomain(err)) {
       throw new AgentError('VM_NOT_FOUND', `no VM named or with UUID "${vmId}" on this host`, { vmId });
     }
     throw libvirtFailure(err, `looking up VM "${vmId}"`);

@@ -5,9 +5,17 @@ import { join } from 'node:path';
 import { tailFile, waitFor } from './exec.js';
 import { LabError } from './errors.js';
 import { daemonMain, type HostPlan } from './paths.js';
+import { labAgentTls } from './lab-pki.js';
+import type { TlsMaterial } from './pki.js';
 import { isAlive, listProcs, procInfo, terminate } from './procs.js';
 
-export function agentArgs(p: HostPlan): string[] {
+/** libvirt URIs the lab's agents accept as destinations: the default TLS transport, and the
+ *  hosts' Unix sockets (which live under the lab dir). */
+export function labAllowedLibvirtUris(labDir: string): string[] {
+  return ['qemu+tls://*/system', `qemu+unix:///system?socket=${labDir}/*`];
+}
+
+export function agentArgs(p: HostPlan, tls: TlsMaterial, labDir: string): string[] {
   return [
     daemonMain(), '--name', p.name, '--libvirt-uri', p.libvirtUri,
     '--listen', `127.0.0.1:${p.agentPort}`, '--metrics-listen', `127.0.0.1:${p.metricsPort}`,
@@ -15,8 +23,14 @@ export function agentArgs(p: HostPlan): string[] {
     '--log-target', 'stdout',
     '--migration-address', p.migrationAddress,
     '--state-dir', join(p.dir, 'agent-state'),
+    '--tls-ca', tls.ca, '--tls-cert', tls.cert, '--tls-key', tls.key,
+    '--local-socket', agentSocket(p),
+    '--allowed-libvirt-uris', JSON.stringify(labAllowedLibvirtUris(labDir)),
   ];
 }
+
+/** The agent's local endpoint (root only): `ws+unix://<path>:/` */
+export const agentSocket = (p: HostPlan): string => join(p.dir, 'agent.sock');
 
 export function requireDaemonBuilt(): void {
   if (!existsSync(daemonMain())) {
@@ -38,14 +52,15 @@ export function tcpAccepts(port: number, host = '127.0.0.1', timeoutMs = 1_000):
 }
 
 /** Starts vmigrated for one host, detached, logging to <host>/agent.log; waits for its port. */
-export async function startAgent(p: HostPlan, timeoutMs = 30_000): Promise<number> {
+export async function startAgent(p: HostPlan, labDir: string, timeoutMs = 30_000): Promise<number> {
   requireDaemonBuilt();
+  const tls = await labAgentTls(labDir, p.name);
   if (await tcpAccepts(p.agentPort)) throw new LabError(`port 127.0.0.1:${p.agentPort} for agent ${p.name} is already in use (set VMIGRATE_LAB_PORT_BASE)`);
   appendFileSync(p.agentLog, `--- vmigrate lab: starting agent ${p.name} at ${new Date().toISOString()}\n`);
   const fd = openSync(p.agentLog, 'a');
   let pid: number;
   try {
-    const child = spawn(process.execPath, agentArgs(p), { detached: true, stdio: ['ignore', fd, fd] });
+    const child = spawn(process.execPath, agentArgs(p, tls, labDir), { detached: true, stdio: ['ignore', fd, fd] });
     child.unref();
     if (!child.pid) throw new Error(`failed to spawn agent ${p.name}`);
     pid = child.pid;

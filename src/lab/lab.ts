@@ -1,9 +1,10 @@
 import { existsSync } from 'node:fs';
 import { mkdir, rm } from 'node:fs/promises';
-import { requireDaemonBuilt, startAgent, stopAgent, tcpAccepts } from './agents.js';
+import { agentSocket, requireDaemonBuilt, startAgent, stopAgent, tcpAccepts } from './agents.js';
+import { labClientTls, labMigrationTls } from './lab-pki.js';
+import type { TlsMaterial } from './pki.js';
 import { requireRoot } from './errors.js';
 import { prepareHost, spawnLibvirtd, stopHost, waitLibvirtd } from './host.js';
-import { labMigrationTls } from './lab-pki.js';
 import { HOST_NAMES, hostPlan, labDir, portBase, stateFile, type HostName, type HostPlan } from './paths.js';
 import { isAlive, labQemus, terminate } from './procs.js';
 import { readState, withLabLock, writeState, type HostRecord, type LabState } from './state.js';
@@ -13,8 +14,10 @@ import { readGuestStatus, type GuestStatus } from './guest-progress.js';
 export interface LabHostInfo {
   name: HostName;
   libvirtUri: string;
-  /** null when the lab runs without agents (--no-agents). */
+  /** wss:// URL of the host's agent; null when the lab runs without agents (--no-agents). */
   agentUrl: string | null;
+  /** the agent's local endpoint, a Unix socket for root (ws+unix:// URL) */
+  agentSocketUrl: string | null;
   metricsUrl: string | null;
   migrationAddress: string;
   hostUuid: string;
@@ -25,6 +28,8 @@ export interface LabHostInfo {
 export interface LabInfo {
   dir: string;
   hosts: LabHostInfo[];
+  /** the operator's client certificate (role manager) and the lab CA: paths */
+  tls: TlsMaterial;
   /** true when `up` found the lab already running. */
   alreadyUp?: boolean;
 }
@@ -64,13 +69,15 @@ export interface LabDownResult {
   survivors: number[];
 }
 
-function info(s: LabState, alreadyUp?: boolean): LabInfo {
+function info(s: LabState, tls: TlsMaterial, alreadyUp?: boolean): LabInfo {
   return {
     dir: s.dir,
+    tls,
     hosts: s.hosts.map((h) => ({
       name: h.name,
       libvirtUri: h.libvirtUri,
-      agentUrl: s.agents ? `ws://127.0.0.1:${h.agentPort}` : null,
+      agentUrl: s.agents ? `wss://127.0.0.1:${h.agentPort}` : null,
+      agentSocketUrl: s.agents ? `ws+unix://${agentSocket(hostPlan(s.dir, h.name, s.portBase))}:/` : null,
       metricsUrl: s.agents ? `http://127.0.0.1:${h.metricsPort}/metrics` : null,
       migrationAddress: h.migrationAddress,
       hostUuid: h.hostUuid,
@@ -106,6 +113,7 @@ export async function labUp(opts: LabUpOptions = {}): Promise<LabInfo> {
   if (agents) requireDaemonBuilt();
   await mkdir(dir, { recursive: true });
   return withLabLock(dir, async () => {
+    const operator = await labClientTls(dir, 'manager');
     const existing = await readState(dir);
     if (existing) {
       const healthy = (await Promise.all(existing.hosts.map(hostHealthy))).every(Boolean) && existing.hosts.length === HOST_NAMES.length;
@@ -114,12 +122,12 @@ export async function labUp(opts: LabUpOptions = {}): Promise<LabInfo> {
           existing.agents = true;
           for (const h of existing.hosts) {
             if (!(await isAlive(h.agentPid)) || !(await tcpAccepts(h.agentPort))) {
-              h.agentPid = await startAgent(hostPlan(dir, h.name, existing.portBase));
+              h.agentPid = await startAgent(hostPlan(dir, h.name, existing.portBase), dir);
               await writeState(dir, existing);
             }
           }
         }
-        return info(existing, true);
+        return info(existing, operator, true);
       }
     }
     // Partial/crashed lab, or a lost lab.json: stop whatever of this lab still runs, start clean.
@@ -143,7 +151,7 @@ export async function labUp(opts: LabUpOptions = {}): Promise<LabInfo> {
       );
       if (agents) {
         for (const [i, p] of plans.entries()) {
-          state.hosts[i]!.agentPid = await startAgent(p);
+          state.hosts[i]!.agentPid = await startAgent(p, dir);
           await writeState(dir, state);
         }
       }
@@ -151,7 +159,7 @@ export async function labUp(opts: LabUpOptions = {}): Promise<LabInfo> {
       if (!opts.keepOnFailure) await teardown(dir, state).catch(() => undefined);
       throw e;
     }
-    return info(state, false);
+    return info(state, operator, false);
   });
 }
 
@@ -187,7 +195,7 @@ export async function labStatus(opts: { dir?: string; progress?: boolean } = {})
   const dir = labDir(opts.dir);
   const s = await readState(dir);
   if (!s) return { dir, up: false, hosts: [] };
-  const base = info(s);
+  const base = info(s, await labClientTls(dir, 'manager'));
   const hosts = await Promise.all(
     s.hosts.map(async (h, i): Promise<LabHostStatus> => {
       const libvirtdRunning = await isAlive(h.libvirtdPid);

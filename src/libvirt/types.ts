@@ -81,6 +81,7 @@ export interface JobStats {
   [field: string]: number;
 }
 
+/** virDomainJobType. */
 export const JobType = {
   NONE: 0,
   BOUNDED: 1,
@@ -88,6 +89,33 @@ export const JobType = {
   COMPLETED: 3,
   FAILED: 4,
   CANCELLED: 5,
+} as const;
+
+/** A job of this type is still going (bounded: its size is known; unbounded: it is not). */
+export function isJobActive(type: number): boolean {
+  return type === JobType.BOUNDED || type === JobType.UNBOUNDED;
+}
+
+/** virDomainGetJobStatsFlags. */
+export const JobStatsFlags = {
+  /** the current job */
+  CURRENT: 0,
+  /** VIR_DOMAIN_JOB_STATS_COMPLETED: the statistics of the last completed job */
+  COMPLETED: 1,
+} as const;
+
+/** virDomainJobOperation: what a job does (JobStats.operation). */
+export const JobOperation = {
+  UNKNOWN: 0,
+  START: 1,
+  SAVE: 2,
+  RESTORE: 3,
+  MIGRATION_IN: 4,
+  MIGRATION_OUT: 5,
+  SNAPSHOT: 6,
+  SNAPSHOT_REVERT: 7,
+  DUMP: 8,
+  BACKUP: 9,
 } as const;
 
 /** Events delivered from libvirt's event loop thread. */
@@ -107,7 +135,7 @@ export interface Domain {
   undefine(): Promise<void>;
   /** Blocks (off-thread, on its own native thread) until the migration ends. */
   migrateToUri3(dconnuri: string, params: MigrateParams, flags: number): Promise<void>;
-  /** flags: 0 for the current job, 1 (VIR_DOMAIN_JOB_STATS_COMPLETED) for the last completed one. */
+  /** flags: JobStatsFlags (the current job, or the last completed one). */
   getJobStats(flags?: number): Promise<JobStats>;
   abortJob(): Promise<void>;
   migrateSetMaxDowntime(ms: number): Promise<void>;

@@ -2,15 +2,15 @@
 // applies its actions, and keeps the status that VM.migrateStatus returns after the end too.
 import { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
-import type { Action } from '../controller/types.js';
+import type { Action, ControllerPort } from '../controller/types.js';
 import { AgentError, type ErrorName, ErrorCodes } from '../api/errors.js';
+import { isMigrationActive } from '../api/results.js';
 import type { Domain, JobStats, MigrateParams as LibvirtMigrateParams } from '../libvirt/types.js';
-import { JobType, MigrateFlags } from '../libvirt/types.js';
-import type { ControllerPort } from './controller-port.js';
+import { isJobActive, JobStatsFlags, MigrateFlags } from '../libvirt/types.js';
 import { applyAction } from './effects.js';
 import { startMonitor, type Monitor } from './monitor.js';
 import { progressPercent } from './progress.js';
-import { sampleFromJobStats, type MigrationSample } from './sample.js';
+import { sampleFromJobStats, type MigrationSample } from '../controller/sample.js';
 import type { ActionRecord, MigrationEventMap, MigrationState, MigrationStatus } from './status.js';
 
 export interface MigrationPlan {
@@ -25,12 +25,12 @@ export interface MigrationPlan {
   flags: number;
   policyName: string;
   controller: ControllerPort | null;
+  /** without a controller (stock policy): abort after this long, so nothing runs throttled for ever */
+  completionTimeoutMs?: number;
   intervalMs: number;
   sampleTimeoutMs: number;
   logger: Logger;
 }
-
-const COMPLETED_STATS = 1;
 
 export class Migration extends EventEmitter<MigrationEventMap> {
   readonly status: MigrationStatus;
@@ -81,7 +81,7 @@ export class Migration extends EventEmitter<MigrationEventMap> {
   }
 
   get active(): boolean {
-    return this.status.state === 'pending' || this.status.state === 'running';
+    return isMigrationActive(this.status.state);
   }
 
   /** Start in the background; the outcome arrives through events and `done`. */
@@ -173,7 +173,7 @@ export class Migration extends EventEmitter<MigrationEventMap> {
 
   private onSample(sample: MigrationSample): void {
     if (!this.active) return;
-    if (sample.jobType !== JobType.BOUNDED && sample.jobType !== JobType.UNBOUNDED) return;
+    if (!isJobActive(sample.jobType)) return;
     if (this.status.state === 'pending') this.setState('running');
     const s = this.status;
     s.progress = progressPercent(s.progress, sample);
@@ -189,6 +189,10 @@ export class Migration extends EventEmitter<MigrationEventMap> {
     this.emit('progress', this.snapshot());
     if (this.plan.controller && !this.cancelRequested && this.policyAbort === null) {
       for (const action of this.plan.controller.observe(sample)) void this.runAction(action);
+    }
+    const timeout = this.plan.completionTimeoutMs;
+    if (!this.plan.controller && timeout !== undefined && s.elapsedMs > timeout && !this.cancelRequested && this.policyAbort === null) {
+      void this.runAction({ type: 'abort', reason: `completion timeout of ${Math.round(timeout / 1000)} s reached (policy ${this.status.policy})` });
     }
   }
 
@@ -255,7 +259,7 @@ export class Migration extends EventEmitter<MigrationEventMap> {
 
   private async readCompletedStats(): Promise<void> {
     try {
-      const stats = (await this.waitCompletedEvent(2000)) ?? (await this.plan.domain.getJobStats(COMPLETED_STATS));
+      const stats = (await this.waitCompletedEvent(2000)) ?? (await this.plan.domain.getJobStats(JobStatsFlags.COMPLETED));
       const sample = sampleFromJobStats(stats, Date.now() - this.startedMs);
       this.status.downtimeMs = sample.downtimeMs ?? null;
       if (sample.dataTotal > 0) this.status.dataTotal = sample.dataTotal;

@@ -1,4 +1,4 @@
-import type { MigrationSample } from './sample.js';
+import type { MigrationSample } from '../controller/sample.js';
 
 /**
  * Progress percent for a running migration. Pre-copy re-sends dirtied memory, so "remaining" can grow;

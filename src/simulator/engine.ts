@@ -13,9 +13,10 @@
  * (the lab's measured curve). Post-copy moves the guest to the destination and completes once the
  * remaining pages are pulled. Abort stops the migration; the guest stays on the source.
  */
-import type { MigrationSample } from '../migration/sample.js';
+import type { MigrationSample } from '../controller/sample.js';
 import type { Action } from '../controller/types.js';
 import { speedShare } from '../controller/curve.js';
+import { fromQmpParams, QEMU_DEFAULTS } from '../controller/knobs.js';
 import { evaluateTrigger, type ThrottleKnobs, type TriggerState } from './qemu-throttle.js';
 import type { Scenario } from './scenario.js';
 import { JobType } from '../libvirt/types.js';
@@ -34,9 +35,9 @@ export interface EngineOptions {
   stepMs?: number;
   /** default 300 */
   timeLimitSec?: number;
-  /** QEMU throttle parameters at the start (default QEMU's: 20/10/99, no tailslow, threshold 50) */
+  /** QEMU throttle parameters at the start (default: QEMU's) */
   knobs?: Partial<ThrottleKnobs>;
-  /** downtime limit at the start, ms (default 300) */
+  /** downtime limit at the start, ms (default: QEMU's) */
   downtimeMs?: number;
   /** guest speed share while post-copy pulls pages (default 0.5) */
   postcopyGuestShare?: number;
@@ -103,8 +104,8 @@ export function createSimulation(scn: Scenario, opts: EngineOptions): Simulation
   const zeroScan = (scn.zeroScanMiBps ?? 1024) * MiB;
   const zeroBytes = Math.max(0, scn.zeroMiB ?? scn.ramMiB - scn.workingSetMiB - 32) * MiB;
 
-  const knobs: ThrottleKnobs = { initial: 20, increment: 10, max: 99, tailslow: false, threshold: 50, ...opts.knobs };
-  let downtimeMs = opts.downtimeMs ?? 300;
+  const knobs: ThrottleKnobs = { ...QEMU_DEFAULTS.throttle, ...opts.knobs };
+  let downtimeMs = opts.downtimeMs ?? QEMU_DEFAULTS.downtimeMs;
   let maxBandwidth = Infinity; // libvirt default: unlimited
   const bw = (): number => Math.min(scn.bandwidthMiBps, maxBandwidth) * MiB;
 
@@ -265,15 +266,9 @@ export function createSimulation(scn: Scenario, opts: EngineOptions): Simulation
     apply(a: Action): boolean {
       if (!active()) return false;
       switch (a.type) {
-        case 'set-throttle': {
-          const p = a.params;
-          if (p['cpu-throttle-initial'] !== undefined) knobs.initial = p['cpu-throttle-initial'];
-          if (p['cpu-throttle-increment'] !== undefined) knobs.increment = p['cpu-throttle-increment'];
-          if (p['max-cpu-throttle'] !== undefined) knobs.max = p['max-cpu-throttle'];
-          if (p['cpu-throttle-tailslow'] !== undefined) knobs.tailslow = p['cpu-throttle-tailslow'];
-          if (p['throttle-trigger-threshold'] !== undefined) knobs.threshold = p['throttle-trigger-threshold'];
+        case 'set-throttle':
+          Object.assign(knobs, fromQmpParams(a.params));
           return true;
-        }
         case 'set-downtime':
           downtimeMs = a.ms;
           return true;

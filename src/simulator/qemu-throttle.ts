@@ -1,15 +1,9 @@
 // QEMU 7.2's auto-converge (migration/ram.c: migration_trigger_throttle, mig_throttle_guest_down),
 // evaluated at a bitmap sync whose period is over 1 s. Parameters are read at trigger time, which is
 // why migrate-set-parameters changes show up only at the next trigger.
+import type { ThrottleKnobs } from '../controller/knobs.js';
 
-export interface ThrottleKnobs {
-  initial: number;
-  increment: number;
-  max: number;
-  tailslow: boolean;
-  /** percent */
-  threshold: number;
-}
+export type { ThrottleKnobs };
 
 export interface TriggerState {
   /** dirty_rate_high_cnt */

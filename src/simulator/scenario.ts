@@ -1,4 +1,4 @@
-// Guest/link scenarios for the simulator. `heavy-lab` is the lab's measured case (lab-notes.md).
+// Guest/link scenarios for the simulator. `heavy-lab` is the lab's measured case (docs/lab.md).
 import { speedShare } from '../controller/curve.js';
 
 export interface Scenario {

@@ -5,7 +5,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import WebSocket from 'ws';
 import { defineGuest, destroyGuest, labDown, labUp, readGuestProgress, type LabHostInfo } from '../../src/lab/index.js';
-import { call, sleep, waitFor } from '../helpers/raw-rpc.js';
+import { call, sleep, waitFor, wsOptions, useClientTls } from '../helpers/raw-rpc.js';
 
 interface ActionRecord {
   t: number;
@@ -44,7 +44,7 @@ class ProgressWatch {
 
   static open(url: string, vmName: string): Promise<ProgressWatch> {
     return new Promise((resolve, reject) => {
-      const ws = new WebSocket(url);
+      const ws = new WebSocket(url, wsOptions(url));
       const w = new ProgressWatch(ws);
       ws.on('error', reject);
       ws.on('open', () => ws.send(JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'Events.subscribe', params: { topics: ['migration.progress'] } })));
@@ -89,6 +89,7 @@ const types = (s: Status): string[] => s.actions.map((r) => r.action.type);
 describe('convergence controller on real QEMU', { skip: isRoot ? false : 'needs root (lab hosts)' }, () => {
   before(async () => {
     const lab = await labUp({ agents: true, dir, portBase });
+    useClientTls(lab.tls);
     const [a, b] = lab.hosts;
     assert.ok(a && b);
     A = a;

@@ -2,8 +2,8 @@
 // by an independent JSON-RPC client (test/helpers/raw-rpc.ts), never the project's own client.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { defineGuest, destroyGuest, labDown, labUp, readGuestProgress, virsh, type LabHostInfo } from '../../src/lab/index.js';
-import { call, callError, sleep, waitFor } from '../helpers/raw-rpc.js';
+import { defineGuest, destroyGuest, labDir, labDown, labUp, readGuestProgress, virsh, type LabHostInfo } from '../../src/lab/index.js';
+import { call, callError, operatorTlsPaths, sleep, waitFor, useClientTls } from '../helpers/raw-rpc.js';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { fileURLToPath } from 'node:url';
@@ -14,7 +14,10 @@ const execFileP = promisify(execFile);
 /** Run the vmigrate CLI; resolves with exit code and output whatever the code. */
 async function cli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   try {
-    const { stdout, stderr } = await execFileP(process.execPath, [CLI, ...args], { timeout: 180_000 });
+    // the operator's certificate, as an operator on the lab would set it (see lab up --json)
+    const tls = operatorTlsPaths();
+    const env = { ...process.env, VMIGRATE_CA: tls.ca, VMIGRATE_CERT: tls.cert, VMIGRATE_KEY: tls.key };
+    const { stdout, stderr } = await execFileP(process.execPath, [CLI, ...args], { timeout: 180_000, env });
     return { code: 0, stdout, stderr };
   } catch (err) {
     const e = err as { code?: number; stdout?: string; stderr?: string };
@@ -88,6 +91,7 @@ async function followToEnd(h: LabHostInfo, vm: string, timeoutMs: number): Promi
 describe('live migration on the lab', { skip: isRoot ? false : 'needs root (lab hosts)' }, () => {
   before(async () => {
     const lab = await labUp({ agents: true });
+    useClientTls(lab.tls);
     const [a, b] = lab.hosts;
     assert.ok(a && b);
     A = a;
@@ -135,7 +139,7 @@ describe('live migration on the lab', { skip: isRoot ? false : 'needs root (lab 
   test('a libvirt failure on the way ends the migration failed, with the VM still on the source', async () => {
     const name = 'fail1';
     await defineGuest({ host: 'a', name, ramMiB: 128, wsMiB: 8, rateMiB: 4 });
-    await call(agent(A), 'VM.migrate', { vmId: name, dst: { libvirtUri: 'qemu+unix:///system?socket=/nonexistent/libvirt-sock' } });
+    await call(agent(A), 'VM.migrate', { vmId: name, dst: { libvirtUri: `qemu+unix:///system?socket=${labDir()}/nonexistent/libvirt-sock` } });
     const final = await followToEnd(A, name, 60_000);
     assert.equal(final.state, 'failed');
     assert.equal(final.error?.name, 'MIGRATION_FAILED');
@@ -160,7 +164,7 @@ describe('live migration on the lab', { skip: isRoot ? false : 'needs root (lab 
     assert.equal(missing.code, -32602);
     assert.match(missing.message, /dst/);
 
-    const unreachable = await callError(agent(A), 'VM.migrate', { vmId: name, dst: 'ws://127.0.0.1:9' });
+    const unreachable = await callError(agent(A), 'VM.migrate', { vmId: name, dst: 'wss://127.0.0.1:9' });
     assert.equal(unreachable.code, 1004);
     assert.equal(unreachable.data?.name, 'DESTINATION_UNREACHABLE');
     assert.match(unreachable.message, /127\.0\.0\.1:9/);

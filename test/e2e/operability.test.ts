@@ -12,7 +12,8 @@ import { defineGuest, destroyGuest, labDown, labUp, listDomains, readGuestProgre
 import { startAgentProcess, type AgentProcess } from '../helpers/agent-process.js';
 import { createUnitCgroup, journaldSkipReason, startJournald } from '../helpers/journald.js';
 import { prometheusSkipReason, startPrometheus } from '../helpers/prometheus.js';
-import { call, callError, rawCall, sleep, waitFor } from '../helpers/raw-rpc.js';
+import { call, callError, operatorTlsPaths, rawCall, sleep, waitFor, useClientTls } from '../helpers/raw-rpc.js';
+import { readTlsPaths } from '../../src/client/tls.js';
 
 const isRoot = process.getuid?.() === 0;
 const dir = process.env.VMIGRATE_OPS_LAB_DIR ?? '/tmp/vmigrate-lab-ops';
@@ -84,6 +85,7 @@ const ofVm = (all: Notification[], method: string, vm: string): MigrationStatus[
 describe('operability on the lab', { skip: isRoot ? false : 'needs root (lab hosts)' }, () => {
   before(async () => {
     const lab = await labUp({ agents: true, dir, portBase });
+    useClientTls(lab.tls);
     const [a, b] = lab.hosts;
     assert.ok(a && b && a.metricsUrl && b.metricsUrl);
     A = a;
@@ -168,7 +170,7 @@ describe('operability on the lab', { skip: isRoot ? false : 'needs root (lab hos
       const failedBefore = await prom.query(`vmigrate_migrations_failed_total{instance="${instA}"}`);
       const failedDur0 = await value(`vmigrate_migration_duration_seconds_count{instance="${instA}",outcome="failed"}`);
       await guest(`${vm}-fail`, 128, 8, 4);
-      await call(agent(A), 'VM.migrate', { vmId: `${vm}-fail`, dst: { libvirtUri: 'qemu+unix:///system?socket=/nonexistent' } });
+      await call(agent(A), 'VM.migrate', { vmId: `${vm}-fail`, dst: { libvirtUri: `qemu+unix:///system?socket=${dir}/nonexistent` } });
       const failed = await followToEnd(agent(A), `${vm}-fail`, 60_000);
       assert.equal(failed.state, 'failed');
       await prom.waitFor(`sum(vmigrate_migrations_failed_total{instance="${instA}"})`, (r) => r[0]?.value === failedBefore.reduce((n, x) => n + x.value, 0) + 1, 15_000);
@@ -177,7 +179,7 @@ describe('operability on the lab', { skip: isRoot ? false : 'needs root (lab hos
       assert.deepEqual(byReason, ['libvirt_error=1'], 'a libvirt failure is counted under libvirt_error');
       // a request refused up front is not a migration: no counter moves
       const started0 = await value(`vmigrate_migrations_started_total{instance="${instA}"}`);
-      const refused = await callError(agent(A), 'VM.migrate', { vmId: `${vm}-fail`, dst: 'ws://127.0.0.1:9' });
+      const refused = await callError(agent(A), 'VM.migrate', { vmId: `${vm}-fail`, dst: 'wss://127.0.0.1:9' });
       assert.equal(refused.data?.name, 'DESTINATION_UNREACHABLE');
       await sleep(2_500);
       assert.equal(await value(`vmigrate_migrations_started_total{instance="${instA}"}`), started0);
@@ -195,8 +197,8 @@ describe('operability on the lab', { skip: isRoot ? false : 'needs root (lab hos
 
   test('Events.subscribe delivers state, progress and action notifications without polling', { timeout: 300_000 }, async (t) => {
     const vm = 'ev1';
-    const client = await AgentClient.connect(agent(A));
-    const stateOnly = await AgentClient.connect(agent(A));
+    const client = await AgentClient.connect(agent(A), { tls: readTlsPaths(operatorTlsPaths()) });
+    const stateOnly = await AgentClient.connect(agent(A), { tls: readTlsPaths(operatorTlsPaths()) });
     try {
       const events = collect(client);
       const states = collect(stateOnly);
@@ -253,7 +255,7 @@ describe('operability on the lab', { skip: isRoot ? false : 'needs root (lab hos
     const bad = 'jfail';
     const good = 'jok';
     try {
-      daemon = await startAgentProcess({
+      daemon = await startAgentProcess({ labDir: dir,
         name: 'a-journal',
         libvirtUri: A.libvirtUri,
         port: PORT_JOURNAL_AGENT,
@@ -271,14 +273,14 @@ describe('operability on the lab', { skip: isRoot ? false : 'needs root (lab hos
       await guest(bad, 128, 8, 4);
       await guest(good, 128, 8, 4);
       // libvirt cannot reach this destination: the migration starts, then fails
-      const failing = await call<{ migrationId: string }>(daemon.url, 'VM.migrate', { vmId: bad, dst: { libvirtUri: 'qemu+unix:///system?socket=/nonexistent' } });
+      const failing = await call<{ migrationId: string }>(daemon.url, 'VM.migrate', { vmId: bad, dst: { libvirtUri: `qemu+unix:///system?socket=${dir}/nonexistent` } });
       const failed = await followToEnd(daemon.url, bad, 60_000);
       assert.equal(failed.state, 'failed');
       assert.equal(failed.error?.name, 'MIGRATION_FAILED');
       assert.ok(await domainRunning(A.libvirtUri, bad), 'failed migration leaves the VM running on a');
 
       // a request refused for a host-side reason is an rpc.refused warning naming the VM asked for
-      const refused = await callError(daemon.url, 'VM.migrate', { vmId: bad, dst: 'ws://127.0.0.1:9' });
+      const refused = await callError(daemon.url, 'VM.migrate', { vmId: bad, dst: 'wss://127.0.0.1:9' });
       assert.equal(refused.data?.name, 'DESTINATION_UNREACHABLE');
       const [refusal] = await jd.waitFor([...unit, 'EVENT=rpc.refused', 'ERROR=DESTINATION_UNREACHABLE'], 1);
       assert.ok(refusal, 'rpc.refused in the journal');
@@ -339,10 +341,10 @@ describe('operability on the lab', { skip: isRoot ? false : 'needs root (lab hos
     const slow = 'lim-slow';
     const second = 'lim-2';
     // a: limit 1 outgoing (flag); b: limit 1 incoming (environment)
-    const aLim = await startAgentProcess({ name: 'a-limited', libvirtUri: A.libvirtUri, port: PORT_A_LIMITED, args: ['--max-outgoing', '1', '--migration-address', '127.0.0.10'] });
+    const aLim = await startAgentProcess({ labDir: dir, name: 'a-limited', libvirtUri: A.libvirtUri, port: PORT_A_LIMITED, args: ['--max-outgoing', '1', '--migration-address', '127.0.0.10'] });
     let bLim: AgentProcess | undefined;
     try {
-      bLim = await startAgentProcess({ name: 'b-limited', libvirtUri: B.libvirtUri, port: PORT_B_LIMITED, env: { VMIGRATED_MAX_INCOMING: '1' }, args: ['--migration-address', '127.0.0.11'] });
+      bLim = await startAgentProcess({ labDir: dir, name: 'b-limited', libvirtUri: B.libvirtUri, port: PORT_B_LIMITED, env: { VMIGRATED_MAX_INCOMING: '1' }, args: ['--migration-address', '127.0.0.11'] });
       await guest(slow, 256, 128, 200);
       await guest(second, 128, 8, 4);
       // cannot finish at 20 MiB/s without steering: it holds both slots until cancelled
@@ -391,7 +393,7 @@ describe('operability on the lab', { skip: isRoot ? false : 'needs root (lab hos
 
       // destination agent down: refused up front, nothing copied
       assert.equal(await bLim.stop(), 0);
-      const down = await callError(aLim.url, 'VM.migrate', { vmId: slow, dst: `ws://127.0.0.1:${PORT_B_LIMITED}` });
+      const down = await callError(aLim.url, 'VM.migrate', { vmId: slow, dst: `wss://127.0.0.1:${PORT_B_LIMITED}` });
       assert.equal(down.code, 1004, JSON.stringify(down));
       assert.equal(down.data?.name, 'DESTINATION_UNREACHABLE');
       assert.match(down.message, new RegExp(`127\\.0\\.0\\.1:${PORT_B_LIMITED}`));
@@ -411,7 +413,7 @@ describe('operability on the lab', { skip: isRoot ? false : 'needs root (lab hos
   test('VM.migrateChangeParams mid-migration: recorded as actions, throttle stays under the new ceiling', { timeout: 180_000 }, async (t) => {
     const vm = 'chg1';
     const ceiling = 30;
-    const client = await AgentClient.connect(agent(A));
+    const client = await AgentClient.connect(agent(A), { tls: readTlsPaths(operatorTlsPaths()) });
     try {
       const events = collect(client);
       await client.subscribe({ topics: ['migration.progress', 'migration.action', 'migration.state'] });

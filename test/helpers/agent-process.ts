@@ -10,6 +10,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Journald } from './journald.js';
+import { labAllowedLibvirtUris } from '../../src/lab/agents.js';
+import { labAgentTls } from '../../src/lab/lab-pki.js';
+import { labDir } from '../../src/lab/paths.js';
 import { stoppable } from './child.js';
 
 export const DAEMON_MAIN = fileURLToPath(new URL('../../src/daemon/main.js', import.meta.url));
@@ -30,6 +33,8 @@ export interface AgentProcessOptions {
   /** cgroup.procs files to join first, so journald files the lines under that unit */
   cgroupProcs?: string[];
   startTimeoutMs?: number;
+  /** the lab whose CA signs this agent's certificate and whose sockets it may migrate to (default: labDir()) */
+  labDir?: string;
 }
 
 export interface AgentProcess {
@@ -53,6 +58,9 @@ export function tcpAccepts(port: number, host = '127.0.0.1'): Promise<boolean> {
 
 export async function startAgentProcess(o: AgentProcessOptions): Promise<AgentProcess> {
   if (await tcpAccepts(o.port)) throw new Error(`port 127.0.0.1:${o.port} is already in use`);
+  // a peer of the lab's agents: a certificate from the lab's CA, and the lab's destinations allowed
+  const lab = o.labDir ?? labDir();
+  const tls = await labAgentTls(lab, o.name);
   const daemonArgs = [
     DAEMON_MAIN,
     '--name', o.name,
@@ -60,6 +68,8 @@ export async function startAgentProcess(o: AgentProcessOptions): Promise<AgentPr
     '--listen', `127.0.0.1:${o.port}`,
     '--metrics-listen', o.metricsPort ? `127.0.0.1:${o.metricsPort}` : 'off',
     '--log-target', o.journald ? 'journal' : 'stdout',
+    '--tls-ca', tls.ca, '--tls-cert', tls.cert, '--tls-key', tls.key,
+    '--allowed-libvirt-uris', JSON.stringify(labAllowedLibvirtUris(lab)),
     ...(o.args ?? []),
   ];
   // no config file of the machine may leak in
@@ -111,7 +121,7 @@ export async function startAgentProcess(o: AgentProcessOptions): Promise<AgentPr
     await new Promise((r) => setTimeout(r, 100));
   }
   return {
-    url: `ws://127.0.0.1:${o.port}`,
+    url: `wss://127.0.0.1:${o.port}`,
     metricsUrl: o.metricsPort ? `http://127.0.0.1:${o.metricsPort}/metrics` : null,
     pid: child.pid!,
     output: () => out,

@@ -1,6 +1,39 @@
 // A deliberately independent JSON-RPC 2.0 client (plain `ws`, hand-written frames): the e2e tests
 // drive the agent the way any manager would, without the project's own client or CLI.
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import WebSocket from 'ws';
+
+/** PEM paths of a client's TLS material. */
+export interface ClientTlsPaths {
+  ca: string;
+  cert: string;
+  key: string;
+}
+
+let labTls: ClientTlsPaths | null = null;
+
+/** Use this lab's operator certificate from now on (what `labUp()` returned as `tls`). */
+export function useClientTls(paths: ClientTlsPaths): void {
+  labTls = paths;
+}
+
+/** The lab operator's certificate (role manager), as `vmigrate lab up` made it. */
+export function operatorTlsPaths(): ClientTlsPaths {
+  if (labTls) return labTls;
+  const dir = join(process.env.VMIGRATE_LAB_DIR ?? '/tmp/vmigrate-lab', 'pki');
+  return { ca: join(dir, 'ca.pem'), cert: join(dir, 'operator.pem'), key: join(dir, 'operator-key.pem') };
+}
+
+/** ws options for a wss:// agent: mutual TLS with these files (default: the lab operator's). */
+export function tlsOptions(paths: ClientTlsPaths = operatorTlsPaths()): WebSocket.ClientOptions {
+  return { ca: readFileSync(paths.ca), cert: readFileSync(paths.cert), key: readFileSync(paths.key) };
+}
+
+/** Options for `new WebSocket(url, ...)`: TLS material for wss:// URLs, none otherwise. */
+export function wsOptions(url: string, paths?: ClientTlsPaths): WebSocket.ClientOptions {
+  return url.startsWith('wss://') ? tlsOptions(paths) : {};
+}
 
 export interface RawError {
   code: number;
@@ -12,9 +45,9 @@ export type RawReply = { result: unknown; error?: undefined } | { error: RawErro
 
 let nextId = 1;
 
-export function rawCall(url: string, method: string, params: unknown, timeoutMs = 30_000): Promise<RawReply> {
+export function rawCall(url: string, method: string, params: unknown, timeoutMs = 30_000, tls?: ClientTlsPaths): Promise<RawReply> {
   return new Promise((resolve, reject) => {
-    const ws = new WebSocket(url);
+    const ws = new WebSocket(url, wsOptions(url, tls));
     const id = nextId++;
     const timer = setTimeout(() => {
       ws.terminate();

@@ -48,6 +48,19 @@ describe('loadConfig', () => {
         stateDir: '/run/vmigrate',
         migrationTls: false,
         defaultPolicy: 'minimal-downtime',
+        tls: true,
+        tlsCa: '/etc/vmigrate/pki/ca.pem',
+        tlsCert: '/etc/vmigrate/pki/agent.pem',
+        tlsKey: '/etc/vmigrate/pki/agent-key.pem',
+        roles: { manager: ['OU=vmigrate-manager'], peer: ['OU=vmigrate-peer'], reader: ['OU=vmigrate-reader'] },
+        localSocket: null,
+        allowedLibvirtUris: ['qemu+tls://*/system'],
+        maxConnections: 64,
+        maxRequestsInFlight: 16,
+        maxBatch: 32,
+        maxRequestBytes: 1048576,
+        heartbeatMs: 15000,
+        maxSubscriberBufferBytes: 4194304,
         configFile: undefined,
       },
     );
@@ -155,3 +168,27 @@ test('peers reach a local libvirt over TLS by host name unless told otherwise', 
   assert.equal(c.peerLibvirtUri, 'qemu+ssh://root@hv2/system');
   assert.throws(() => loadConfig([], { VMIGRATED_PEER_LIBVIRT_URI: 'not a uri' }), /peerLibvirtUri.*not a uri.*VMIGRATED_PEER_LIBVIRT_URI/);
 });
+
+describe('loadConfig: TLS and limits', () => {
+  it('refuses a non-loopback listen address without TLS, saying why', () => {
+    const msg = configError(() => loadConfig(['--config', file({}), '--listen', '0.0.0.0:4411', '--tls', 'false'], noFile));
+    assert.match(msg, /"listen".*0\.0\.0\.0:4411 is not a loopback address and "tls" is false \(from --tls\)/);
+    assert.match(msg, /unauthenticated/);
+  });
+
+  it('allows a plain loopback endpoint when TLS is turned off explicitly', () => {
+    for (const listen of ['127.0.0.1:4411', '[::1]:4411', 'localhost:4411']) {
+      assert.equal(loadConfig(['--config', file({}), '--listen', listen], { VMIGRATED_TLS: 'off' }).tls, false);
+    }
+  });
+
+  it('reads roles and allow-lists as JSON from env and flags, and checks them', () => {
+    const c = loadConfig(['--config', file({}), '--roles', '{"manager":["CN=engine"]}'], { VMIGRATED_ALLOWED_LIBVIRT_URIS: '["qemu+tls://*/system","qemu+unix:///system?socket=/srv/lab/*"]' });
+    assert.deepEqual(c.roles, { manager: ['CN=engine'], peer: [], reader: [] });
+    assert.equal(c.allowedLibvirtUris.length, 2);
+    assert.match(configError(() => loadConfig(['--config', file({ roles: { admin: ['CN=x'] } })], noFile)), /"roles"/);
+    assert.match(configError(() => loadConfig(['--config', file({ roles: { manager: ['CN'] } })], noFile)), /"roles".*ATTRIBUTE=VALUE/);
+    assert.match(configError(() => loadConfig(['--config', file({ allowedLibvirtUris: ['qemu+unix:///system?command=x'] })], noFile)), /"allowedLibvirtUris".*only socket=/);
+  });
+});
+

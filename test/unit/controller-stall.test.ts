@@ -2,8 +2,8 @@
 // near-zero transfer rate while zero pages are skipped.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import type { MigrationSample } from '../../src/migration/sample.js';
-import { isStalled, isTransferStalled } from '../../src/controller/stall.js';
+import type { MigrationSample } from '../../src/controller/sample.js';
+import { isStalled } from '../../src/controller/stall.js';
 import { passStartBytes, payloadRate } from '../../src/controller/estimate.js';
 import { createController } from '../../src/controller/controller.js';
 import { resolvePolicy } from '../../src/controller/policy.js';
@@ -94,16 +94,8 @@ test('first pass with near-zero transfer rate while zero pages are skipped is no
   }
   for (const s of ss) assert.deepEqual(c.observe(s), []);
   assert.equal(c.state().stalled, false);
-  assert.equal(c.state().transferStalled, false);
   assert.equal(c.state().phase, 'first-pass');
   assert.equal(payloadRate(ss[0] as MigrationSample, ss[1] as MigrationSample), null);
-  assert.equal(isTransferStalled(ss, 10_000), false);
-});
-
-test('a link that moves nothing (and skips no zero pages) is a transfer stall', () => {
-  const ss = Array.from({ length: 12 }, (_, i) => sample({ t: i * 1000, iteration: 3, dataProcessed: 900 * MiB, dataRemaining: 200 * MiB }));
-  assert.equal(isTransferStalled(ss, 10_000), true);
-  assert.equal(isTransferStalled(ss.slice(0, 5), 10_000), false);
 });
 
 test('the controller flags a stall only at the throttle ceiling with no progress at boundaries', () => {

@@ -1,7 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Action, ThrottleParams } from '../../src/controller/types.js';
-import { createController, QEMU_DEFAULTS } from '../../src/controller/controller.js';
+import { createController } from '../../src/controller/controller.js';
+import { QEMU_DEFAULTS } from '../../src/controller/knobs.js';
 import { POLICY_NAMES, resolvePolicy } from '../../src/controller/policy.js';
 import { planThrottle, throttleNeeded, targetRatio, HOLD_THRESHOLD } from '../../src/controller/throttle.js';
 import { completionTimeoutMs, downtimeSchedule, escalate, type EscalateInput } from '../../src/controller/escalate.js';
@@ -116,7 +117,7 @@ test('never exceeds the policy ceiling, in actions or in the simulated guest', (
 });
 
 test('finish() restores every parameter the controller changed', () => {
-  const original = { throttleInitial: 15, throttleIncrement: 5, maxThrottle: 95, triggerThreshold: 40, downtimeMs: 250, bandwidthMiBps: 90 };
+  const original = { throttle: { initial: 15, increment: 5, max: 95, threshold: 40 }, downtimeMs: 250, bandwidthMiBps: 90 };
   for (const scn of SCENARIOS) {
     for (const policy of [resolvePolicy(undefined), resolvePolicy({ base: 'protect-workload', downtimeMs: 200, bandwidthMiBps: 95 })]) {
       const sim = simulate(scn, { mode: 'controller', policy });
@@ -153,8 +154,8 @@ test('finish() restores every parameter the controller changed', () => {
   const sim = simulate(HEAVY_LAB, { mode: 'controller' });
   const back = sim.finishActions.find((a) => a.type === 'set-throttle');
   assert.ok(back && back.type === 'set-throttle');
-  assert.equal(back.params['cpu-throttle-initial'], QEMU_DEFAULTS.throttleInitial);
-  assert.equal(back.params['throttle-trigger-threshold'], QEMU_DEFAULTS.triggerThreshold);
+  assert.equal(back.params['cpu-throttle-initial'], QEMU_DEFAULTS.throttle.initial);
+  assert.equal(back.params['throttle-trigger-threshold'], QEMU_DEFAULTS.throttle.threshold);
 });
 
 test('escalate(): downtime steps, then post-copy when allowed, abort at the timeout, never abort in post-copy', () => {

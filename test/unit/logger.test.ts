@@ -13,7 +13,7 @@ import {
   stdoutIsJournal,
 } from '../../src/common/journal.js';
 import { createLogger, migrationFields, resolveLogTarget } from '../../src/common/logger.js';
-import { receiveDatagrams } from '../../src/common/unixDgram.js';
+import { receiveDatagrams } from '../../src/common/unix-dgram.js';
 
 /** Decodes a native-protocol datagram (both encodings) into [key, value] pairs. */
 function decode(buf: Buffer): [string, string][] {

@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { libvirtMigrationArgs } from '../../src/migration/plan.js';
 import { progressPercent } from '../../src/migration/progress.js';
-import { sampleFromJobStats } from '../../src/migration/sample.js';
+import { sampleFromJobStats } from '../../src/controller/sample.js';
 import { MigrateFlags } from '../../src/libvirt/types.js';
 
 test('a migration is always live, peer-to-peer, auto-converging and aborts on error', () => {

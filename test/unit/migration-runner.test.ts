@@ -5,9 +5,10 @@ import assert from 'node:assert/strict';
 import pino from 'pino';
 import type { Action } from '../../src/controller/types.js';
 import { MigrateFlags, type Domain, type DomainInfo, type JobStats } from '../../src/libvirt/types.js';
-import type { ControllerPort } from '../../src/migration/controller-port.js';
+import type { ControllerPort } from '../../src/controller/types.js';
+import { builtinPolicy, type Policy } from '../../src/controller/policy.js';
 import { Migration } from '../../src/migration/migration.js';
-import type { MigrationSample } from '../../src/migration/sample.js';
+import type { MigrationSample } from '../../src/controller/sample.js';
 import type { MigrationStatus } from '../../src/migration/status.js';
 
 class FakeDomain implements Domain {
@@ -94,8 +95,8 @@ class ScriptedController implements ControllerPort {
   changePolicy(): Action[] {
     return [];
   }
-  policy(): { name: string } {
-    return { name: 'scripted' };
+  policy(): Policy {
+    return { ...builtinPolicy('stock'), name: 'scripted' };
   }
 }
 

@@ -5,7 +5,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'no
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { receiveDatagrams } from '../../src/common/unixDgram.js';
+import { receiveDatagrams } from '../../src/common/unix-dgram.js';
 import { notifyReady, notifyStopping, startWatchdog, watchdogIntervalMs } from '../../src/daemon/systemd.js';
 
 const UNIT = new URL('../../../systemd/vmigrated.service', import.meta.url);

@@ -1,10 +1,19 @@
 import type { VerbName, VerbParams, VerbResult } from '../../api/catalog.js';
+import type { Role } from '../../api/roles.js';
 
-/** Per-connection facts a verb may need (for subscriptions). */
+/** Who is calling: the certificate subject (or the local socket) and the roles it grants. */
+export interface Identity {
+  /** for logs: "CN=a,OU=vmigrate-peer,O=..." or "local socket" */
+  name: string;
+  roles: ReadonlySet<Role>;
+}
+
+/** Per-connection facts a verb may need (identity, subscriptions, the connection's end). */
 export interface Caller {
+  identity: Identity;
   subscribe(topics: string[]): void;
   unsubscribe(): void;
-  /** run fn when this client's connection closes */
+  /** run fn when this client's connection closes; at once when it already has */
   onClose(fn: () => void): void;
 }
 

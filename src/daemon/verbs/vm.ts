@@ -5,7 +5,8 @@ import { AgentError } from '../../api/errors.js';
 import type { VerbParams } from '../../api/catalog.js';
 import type { MigrateResult, MigrationStatus, VmSummary } from '../../api/results.js';
 import { DomainState, type DomainStateCode } from '../../libvirt/types.js';
-import { resolveDestination } from '../../migration/destination.js';
+import { checkClientDestination, resolveDestination } from '../../migration/destination.js';
+import { destinationRules } from '../security/destination-rules.js';
 import { libvirtMigrationArgs } from '../../migration/plan.js';
 import type { AgentContext } from '../context.js';
 import { findDomain, libvirtFailure } from '../vm-lookup.js';
@@ -34,6 +35,9 @@ async function listVms(ctx: AgentContext): Promise<VmSummary[]> {
 }
 
 async function migrate(ctx: AgentContext, p: VerbParams<'VM.migrate'>): Promise<MigrateResult> {
+  const rules = destinationRules(ctx.settings);
+  // before anything else is looked at: a refused URI must never get near libvirt
+  checkClientDestination(p.dst, rules);
   const policy = ctx.controllers.resolve(p.policy);
   const conn = await ctx.libvirt.get().catch((e: unknown) => Promise.reject(libvirtFailure(e, 'connecting to libvirt')));
   const domain = await findDomain(conn, p.vmId);
@@ -51,7 +55,7 @@ async function migrate(ctx: AgentContext, p: VerbParams<'VM.migrate'>): Promise<
     memoryBytes: info.memoryKiB * 1024,
     sourceName: here.name,
     sourceHostUuid: here.hostUuid,
-  });
+  }, rules);
   try {
     const migrationUri = dst.migrationUri;
     const { params, flags } = libvirtMigrationArgs({ ...p, postcopy, tls, ...(migrationUri ? { migrationUri } : {}) });
@@ -59,7 +63,7 @@ async function migrate(ctx: AgentContext, p: VerbParams<'VM.migrate'>): Promise<
       guestRamBytes: info.maxMemKiB * 1024,
       postcopyEnabled: postcopy,
       ...(p.bandwidth !== undefined ? { bandwidthMiBps: p.bandwidth } : {}),
-      ...(p.maxDowntime !== undefined ? { maxDowntimeMs: p.maxDowntime } : {}),
+      ...(p.maxDowntime !== undefined ? { downtimeLimitMs: p.maxDowntime } : {}),
       ...(p.autoConvergeInitial !== undefined ? { autoConvergeInitial: p.autoConvergeInitial } : {}),
       ...(p.autoConvergeIncrement !== undefined ? { autoConvergeIncrement: p.autoConvergeIncrement } : {}),
     });
@@ -77,6 +81,7 @@ async function migrate(ctx: AgentContext, p: VerbParams<'VM.migrate'>): Promise<
         flags,
         policyName: policy.name,
         controller,
+        ...(controller === null ? { completionTimeoutMs: policy.completionTimeoutMs(info.maxMemKiB * 1024) } : {}),
         intervalMs: ctx.settings.monitorIntervalMs,
         sampleTimeoutMs: ctx.settings.sampleTimeoutMs,
         logger: ctx.logger,
@@ -137,11 +142,11 @@ export function vmVerbs(ctx: AgentContext): Verbs {
     'VM.migrateChangeParams': (params) => changeParams(ctx, params),
     'VM.migrationCreate': async (req, caller) => {
       const here = await localHost(ctx);
-      const conn = await ctx.libvirt.get();
+      const conn = await ctx.libvirt.get().catch((e: unknown) => Promise.reject(libvirtFailure(e, 'connecting to libvirt')));
       const running = (await conn.listAllDomains()).some((d) => d.uuid === req.vmUuid && d.active);
       const admission = ctx.desk.admit(req, here, running);
       // The source agent holds this connection for the whole migration: if it goes away (ended,
-      // crashed), the slot is freed without waiting for VM.migrationEnd.
+      // crashed, or already gone while we looked), the slot is freed without waiting for VM.migrationEnd.
       caller.onClose(() => ctx.desk.end(admission.admissionId));
       return admission;
     },

@@ -1,8 +1,9 @@
 // The lab demo: a guest that dirties memory faster than the link can copy it is live-migrated by
 // the agent from lab host a to lab host b, with live progress, then checked on both hosts.
 import { AgentClient } from '../client/client.js';
-import { followMigration } from '../cli/follow.js';
-import { mibps, seconds } from '../cli/format.js';
+import { readTlsPaths, type TlsPaths } from '../client/tls.js';
+import { followMigration } from './follow.js';
+import { mibps, seconds } from './format.js';
 import { defineGuest, labDown, labUp, measureGuestRate, readGuestProgress } from '../lab/index.js';
 
 export interface DemoOptions {
@@ -36,7 +37,7 @@ export async function runDemo(opts: DemoOptions): Promise<boolean> {
     console.log(`   the guest dirties memory ${(rate / opts.bandwidth).toFixed(1)}x faster than it can be copied: plain pre-copy cannot converge`);
 
     say(`migrating ${name} a -> b through the agent (VM.migrate, policy ${opts.policy ?? 'default'})`);
-    const client = await AgentClient.connect(a.agentUrl);
+    const client = await AgentClient.connect(a.agentUrl, { tls: readTlsPaths(lab.tls) });
     let ok = false;
     try {
       const started = await client.migrate({ vmId: name, dst: b.agentUrl, bandwidth: opts.bandwidth, ...(opts.policy ? { policy: opts.policy } : {}) });
@@ -49,8 +50,8 @@ export async function runDemo(opts: DemoOptions): Promise<boolean> {
     }
 
     say('where is the guest now?');
-    const onA = await listNames(a.agentUrl);
-    const onB = await listNames(b.agentUrl);
+    const onA = await listNames(a.agentUrl, lab.tls);
+    const onB = await listNames(b.agentUrl, lab.tls);
     console.log(`   host a runs: [${onA.join(', ')}]\n   host b runs: [${onB.join(', ')}]`);
     if (onB.includes(name)) {
       const p1 = await readGuestProgress(b.libvirtUri, name);
@@ -71,8 +72,8 @@ export async function runDemo(opts: DemoOptions): Promise<boolean> {
   }
 }
 
-async function listNames(url: string): Promise<string[]> {
-  const c = await AgentClient.connect(url);
+async function listNames(url: string, tls: TlsPaths): Promise<string[]> {
+  const c = await AgentClient.connect(url, { tls: readTlsPaths(tls) });
   try {
     return (await c.listVms()).filter((v) => v.state === 'running').map((v) => v.name);
   } finally {

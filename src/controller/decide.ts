@@ -1,0 +1,83 @@
+// The decision at an iteration boundary, top to bottom: what the samples say (estimate.ts), the
+// throttle that converges within the downtime limit (throttle.ts), why, the QEMU parameters that get
+// there (throttle.ts), the phase, and whether progress stalled (stall.ts). Pure: the controller
+// commits the result. Escalation (escalate.ts) follows at every sample, boundary or not.
+import { measurePass, type PassMeasurement } from './estimate.js';
+import type { ControllerMemory } from './memory.js';
+import type { MigrationSample } from './sample.js';
+import { trackStall, type StallTracking } from './stall.js';
+import { MIN_RAISE, planThrottle, throttleNeeded, type ThrottleTarget } from './throttle.js';
+import type { Action, Phase } from './types.js';
+
+const MiB = 1024 * 1024;
+const mib = (b: number): string => (b / MiB).toFixed(0);
+
+export interface BoundaryDecision {
+  pass: PassMeasurement;
+  /** pass sizes including the pass that starts */
+  passSizes: number[];
+  /** the throttle to steer to from here */
+  targetThrottle: number;
+  /** the parameters that get QEMU there, or null when they hold already */
+  action: Extract<Action, { type: 'set-throttle' }> | null;
+  phase: Phase;
+  stall: StallTracking;
+}
+
+export function decideAtBoundary(m: Readonly<ControllerMemory>, prev: MigrationSample, cur: MigrationSample): BoundaryDecision {
+  const pass = measurePass(m, prev, cur);
+  const passSizes = [...m.passSizes, pass.passBytes];
+  const target = throttleNeeded(pass.dirty.rate, pass.transferRate, pass.passBytes, m.view.downtimeMs, m.policy.convergePasses, m.ceiling);
+  const again = saturatedAgain(m, pass);
+  const goal = steerTo(m, pass, cur, target, again);
+  const params = planThrottle(goal, cur.throttlePercent, m.knobs, m.ceiling, pass.dirty.ratio * 100 > m.knobs.threshold);
+  const reason = `${measured(m, pass, again)}: ${verdict(m, pass, cur, target, goal, again)}`;
+  return {
+    pass,
+    passSizes,
+    targetThrottle: goal,
+    action: Object.keys(params).length > 0 ? { type: 'set-throttle', params, reason } : null,
+    phase: phaseAfter(m.view.phase, goal, cur),
+    stall: trackStall(m, passSizes, pass, cur),
+  };
+}
+
+/** Saturated although our throttle was in force: the guess was too low by an unknown factor, and
+ *  more guessing costs two passes per step. */
+function saturatedAgain(m: Readonly<ControllerMemory>, pass: PassMeasurement): boolean {
+  return pass.dirty.saturated && m.view.targetThrottle > 0 && pass.throttleDuring >= m.view.targetThrottle - MIN_RAISE;
+}
+
+/** The ceiling when saturated again; else what converges, but never steering a running throttle
+ *  down (QEMU can't lower it without a trigger anyway). */
+function steerTo(m: Readonly<ControllerMemory>, pass: PassMeasurement, cur: MigrationSample, target: ThrottleTarget, again: boolean): number {
+  const running = pass.throttleDuring > 0 || cur.throttlePercent > 0;
+  return Math.max(again ? m.ceiling : target.throttle, running ? m.view.targetThrottle : 0);
+}
+
+/** The measurements the decision rests on, for its reason. */
+function measured(m: Readonly<ControllerMemory>, pass: PassMeasurement, again: boolean): string {
+  const d = pass.dirty;
+  return (
+    `dirty rate ${d.saturated ? '>= ' : ''}${mib(d.lowerBound)} MiB/s unthrottled` +
+    `${d.saturated && !again ? ` (working set saturated, assuming ${mib(d.rate)})` : ''}, payload ${mib(pass.transferRate)} MiB/s, ` +
+    `pass ${mib(pass.passBytes)} MiB, downtime ${m.view.downtimeMs} ms`
+  );
+}
+
+/** What the controller does about it, in words. */
+function verdict(m: Readonly<ControllerMemory>, pass: PassMeasurement, cur: MigrationSample, target: ThrottleTarget, goal: number, again: boolean): string {
+  if (again) return `working set still saturated at ${pass.throttleDuring} % throttle: going to the ceiling ${m.ceiling} %`;
+  if (goal > cur.throttlePercent) {
+    const capped = target.wanted > m.ceiling ? ` (needs ${target.wanted} %, capped by policy at ${m.ceiling} %)` : '';
+    return `throttle ${goal} % to shrink each pass to ~${target.ratio.toFixed(2)}${capped}`;
+  }
+  if (cur.throttlePercent > 0) return `hold the throttle at ${cur.throttlePercent} %`;
+  return 'converges without throttling; keeping auto-converge from triggering';
+}
+
+/** Steering phases follow the throttle; escalation, post-copy and the end are decided elsewhere. */
+function phaseAfter(phase: Phase, goal: number, cur: MigrationSample): Phase {
+  if (phase !== 'first-pass' && phase !== 'converging' && phase !== 'throttling') return phase;
+  return goal > 0 || cur.throttlePercent > 0 ? 'throttling' : 'converging';
+}
