@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { defineGuest, destroyGuest, labDir, labDown, labUp, readGuestProgress, virsh, type LabHostInfo } from '../../src/lab/index.js';
 import { migrationTlsDir } from '../../src/lab/lab-pki.js';
 import { ensureCa, issueCert } from '../../src/lab/pki.js';
-import { call, callError, sleep, waitFor } from '../helpers/raw-rpc.js';
+import { call, callError, sleep, useClientTls, waitFor } from '../helpers/raw-rpc.js';
 
 interface Status {
   state: string;
@@ -63,7 +63,9 @@ async function migrateWatchingTls(name: string): Promise<{ final: Status; seen: 
 
 describe('encrypted migration stream on the lab', { skip: isRoot ? false : 'needs root (lab hosts)' }, () => {
   before(async () => {
-    const [a, b] = (await labUp({ agents: true })).hosts;
+    const lab = await labUp({ agents: true });
+    useClientTls(lab.tls); // this lab's operator certificate for the agents' wss:// API
+    const [a, b] = lab.hosts;
     assert.ok(a && b);
     A = a;
     B = b;
