@@ -37,6 +37,8 @@ export const MigrateParamsSchema = z.strictObject({
   postcopy: z.boolean().optional(),
   persistDest: z.boolean().optional(),
   undefineSource: z.boolean().optional(),
+  /** encrypt the migration stream (libvirt's VIR_MIGRATE_TLS; needs its migration PKI on both hosts); default: the agent's migrationTls */
+  tls: z.boolean().optional(),
   /** a built-in policy name or a policy object; validated by the controller's schema */
   policy: z.union([z.string(), z.record(z.string(), z.unknown())]).optional(),
 });

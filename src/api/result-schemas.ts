@@ -59,6 +59,7 @@ export const MigrationStatusSchema = z.strictObject({
   transferRate: z.number().describe('bytes/s'),
   throttlePercent: z.number(),
   postcopy: z.boolean(),
+  tls: z.boolean().describe('the migration stream is encrypted (VIR_MIGRATE_TLS)'),
   downtimeMs: z.number().nullable(),
   startedAt: z.string(),
   endedAt: z.string().nullable(),

@@ -39,6 +39,8 @@ export interface MigrationStatus {
   transferRate: number;
   throttlePercent: number;
   postcopy: boolean;
+  /** the migration stream is encrypted (libvirt's VIR_MIGRATE_TLS was asked for) */
+  tls: boolean;
   downtimeMs: number | null;
   startedAt: string;
   endedAt: string | null;

@@ -27,6 +27,8 @@ export interface RunResult {
   /** the same measured again after the migration ended (sanity check of the baseline), MiB/s */
   afterMiBps: number;
   downtimeMs: number | null;
+  /** the migration stream was encrypted (the status' tls) */
+  tls?: boolean;
   /** the migration's error, when it failed */
   error?: string;
   sentMiB: number;

@@ -102,6 +102,8 @@ export function buildProgram(): Command {
     .option('--max-downtime <ms>', 'maximum downtime', positiveInt)
     .option('--policy <name|json>', 'convergence policy: a built-in name or a JSON object', policyArg)
     .option('--postcopy', 'allow switching to post-copy')
+    .option('--tls', 'encrypt the migration stream (default: the agent\'s migrationTls)')
+    .option('--no-tls', 'send the migration stream unencrypted')
     .option('--auto-converge-initial <percent>', 'initial CPU throttle', positiveInt)
     .option('--auto-converge-increment <percent>', 'CPU throttle increment', positiveInt)
     .option('--persist', 'define the VM persistently on the destination')
@@ -114,6 +116,7 @@ export function buildProgram(): Command {
         if (o.maxDowntime !== undefined) params.maxDowntime = o.maxDowntime as number;
         if (o.policy !== undefined) params.policy = o.policy as MigrateParams['policy'];
         if (o.postcopy) params.postcopy = true;
+        if (typeof o.tls === 'boolean') params.tls = o.tls;
         if (o.autoConvergeInitial !== undefined) params.autoConvergeInitial = o.autoConvergeInitial as number;
         if (o.autoConvergeIncrement !== undefined) params.autoConvergeIncrement = o.autoConvergeIncrement as number;
         if (o.persist) params.persistDest = true;

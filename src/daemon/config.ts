@@ -45,6 +45,8 @@ export interface DaemonConfig extends RpcLimits {
   peerLibvirtUri: string | null;
   /** where the agent keeps its record of running migrations, to find them again after a crash */
   stateDir: string;
+  /** encrypt migration streams when a migrate request does not say (VM.migrate's tls) */
+  migrationTls: boolean;
   /** policy used when a migrate request names none: a built-in name or a policy object */
   defaultPolicy: string | Record<string, unknown>;
   /** mutual TLS on the API (wss://); off is allowed only on a loopback listen address */
@@ -123,6 +125,7 @@ const FIELDS: Record<Key, Field> = {
     schema: z.union([z.null(), z.string().regex(/^[a-z][a-z0-9+.-]*:\/\/\S*$/)]),
     expected: 'a libvirt URI like qemu+tls://host.example/system, or null',
   },
+  migrationTls: { schema: z.boolean(), expected: 'true or false', kind: 'boolean' },
   tls: { schema: z.boolean(), expected: 'true or false', kind: 'boolean' },
   tlsCa: { schema: absPath, expected: 'an absolute path of a PEM file' },
   tlsCert: { schema: absPath, expected: 'an absolute path of a PEM file' },
@@ -182,6 +185,9 @@ function defaults(): Record<Key, unknown> {
     migrationAddress: null,
     peerLibvirtUri: null,
     stateDir: '/run/vmigrate',
+    // Off: TLS needs libvirt's migration PKI (migrate_tls_x509_cert_dir) on every host, or every
+    // migration fails; like Nova's live_migration_with_native_tls, an operator turns it on once it is.
+    migrationTls: false,
     defaultPolicy: DEFAULT_POLICY,
     tls: true,
     tlsCa: `${DEFAULT_PKI_DIR}/ca.pem`,

@@ -17,6 +17,8 @@ export interface AgentSettings {
   migrationUri?: string;
   monitorIntervalMs: number;
   sampleTimeoutMs: number;
+  /** encrypt migration streams when VM.migrate does not say; default false */
+  migrationTls?: boolean;
   /** the libvirt URIs a migration may be sent to */
   allowedLibvirtUris: readonly AllowRule[];
   /** this agent's certificate, also used towards destination agents; null: TLS off (loopback only) */

@@ -59,6 +59,7 @@ async function main(): Promise<void> {
       ...(config.migrationAddress ? { migrationUri: `tcp://${config.migrationAddress}` } : {}),
       monitorIntervalMs: config.monitorIntervalMs,
       sampleTimeoutMs: config.sampleTimeoutMs,
+      migrationTls: config.migrationTls,
       allowedLibvirtUris: config.allowedLibvirtUris.map(parseAllowRule),
       tls,
       roles: roleTable(config.roles),

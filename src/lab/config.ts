@@ -40,6 +40,11 @@ export function qemuConf(p: HostPlan): string {
     `migration_host = ${q(p.migrationAddress)}`,
     `migration_port_min = ${p.migrationPortMin}`,
     `migration_port_max = ${p.migrationPortMax}`,
+    // Migration TLS (VM.migrate tls) with the lab CA's certificates; both ends check the other's
+    // certificate. Not forced: plain migrations (the default) still work.
+    `migrate_tls_x509_cert_dir = ${q(p.migrationTlsDir)}`,
+    'migrate_tls_x509_verify = 1',
+    'migrate_tls_force = 0',
     '',
   ].join('\n');
 }

@@ -1,7 +1,7 @@
 import { existsSync } from 'node:fs';
 import { mkdir, rm } from 'node:fs/promises';
 import { agentSocket, requireDaemonBuilt, startAgent, stopAgent, tcpAccepts } from './agents.js';
-import { labClientTls } from './lab-pki.js';
+import { labClientTls, labMigrationTls } from './lab-pki.js';
 import type { TlsMaterial } from '../common/pki.js';
 import { requireRoot } from './errors.js';
 import { prepareHost, spawnLibvirtd, stopHost, waitLibvirtd } from './host.js';
@@ -137,6 +137,8 @@ export async function labUp(opts: LabUpOptions = {}): Promise<LabInfo> {
     const state: LabState = { version: 1, dir, createdAt: new Date().toISOString(), portBase: base, agents, hosts: plans.map(record) };
     await writeState(dir, state);
     try {
+      // one after the other: the first creates the lab CA (qemu.conf of each host names its directory)
+      for (const p of plans) await labMigrationTls(dir, p);
       await Promise.all(
         plans.map(async (p, i) => {
           await prepareHost(p);

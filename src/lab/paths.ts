@@ -3,6 +3,7 @@ import { existsSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { LabError } from './errors.js';
+import { migrationTlsDir } from './lab-pki.js';
 
 export const HOST_NAMES = ['a', 'b'] as const;
 export type HostName = (typeof HOST_NAMES)[number];
@@ -55,6 +56,8 @@ export interface HostPlan {
   migrationAddress: string;
   migrationPortMin: number;
   migrationPortMax: number;
+  /** qemu.conf migrate_tls_x509_cert_dir (written by labMigrationTls) */
+  migrationTlsDir: string;
   libvirtdLog: string;
   agentLog: string;
 }
@@ -88,6 +91,7 @@ export function hostPlan(dir: string, name: HostName, base: number): HostPlan {
     // Derived from the port base so that labs with different bases never compete for ports.
     migrationPortMin: base + 500 + i * 32,
     migrationPortMax: base + 500 + i * 32 + 31,
+    migrationTlsDir: migrationTlsDir(dir, name),
     libvirtdLog: join(hdir, 'libvirtd.log'),
     agentLog: join(hdir, 'agent.log'),
   };

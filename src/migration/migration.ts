@@ -6,7 +6,7 @@ import type { Action, ControllerPort } from '../controller/types.js';
 import { AgentError, type ErrorName, ErrorCodes } from '../api/errors.js';
 import { isMigrationActive } from '../api/results.js';
 import type { Domain, JobStats, MigrateParams as LibvirtMigrateParams } from '../libvirt/types.js';
-import { isJobActive, JobStatsFlags } from '../libvirt/types.js';
+import { isJobActive, JobStatsFlags, MigrateFlags } from '../libvirt/types.js';
 import { applyAction } from './effects.js';
 import { startMonitor, type Monitor } from './monitor.js';
 import { progressPercent } from './progress.js';
@@ -67,6 +67,8 @@ export class Migration extends EventEmitter<MigrationEventMap> {
       transferRate: 0,
       throttlePercent: 0,
       postcopy: false,
+      // libvirt fails the migration rather than fall back to plain text, so the flag is the truth
+      tls: (plan.flags & MigrateFlags.TLS) !== 0,
       downtimeMs: null,
       startedAt: new Date(this.startedMs).toISOString(),
       endedAt: null,

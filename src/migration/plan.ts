@@ -11,6 +11,8 @@ export interface MigrationOptions {
   postcopy?: boolean;
   persistDest?: boolean;
   undefineSource?: boolean;
+  /** encrypt QEMU's migration stream with libvirt's migration TLS certificates */
+  tls?: boolean;
   migrationUri?: string;
 }
 
@@ -22,6 +24,7 @@ export function libvirtMigrationArgs(opts: MigrationOptions): { params: LibvirtM
   if (opts.postcopy) flags |= MigrateFlags.POSTCOPY;
   if (opts.persistDest) flags |= MigrateFlags.PERSIST_DEST;
   if (opts.undefineSource) flags |= MigrateFlags.UNDEFINE_SOURCE;
+  if (opts.tls) flags |= MigrateFlags.TLS;
   const params: LibvirtMigrateParams = {};
   if (opts.migrationUri !== undefined) params.migrate_uri = opts.migrationUri;
   if (opts.bandwidth !== undefined) params.bandwidth = opts.bandwidth;

@@ -20,6 +20,7 @@ test('VM.migrate params: bad fields are named with the value received', () => {
   rejects({ vmId: 'g', dst: 'ws://x:1', bandwidth: -5 }, /bandwidth.*-5/);
   rejects({ vmId: 'g', dst: 'ws://x:1', bandwidht: 5 }, /unknown parameter\(s\) bandwidht/);
   rejects({ vmId: 'g', dst: 'ws://x:1', autoConvergeInitial: 150 }, /autoConvergeInitial.*150/);
+  rejects({ vmId: 'g', dst: 'ws://x:1', tls: 'yes' }, /tls.*"yes"/);
   rejects('nonsense', /params/);
 });
 
@@ -27,6 +28,7 @@ test('VM.migrate params: a valid request passes through unchanged', () => {
   const p = parseParams(MigrateParamsSchema, { vmId: 'g', dst: { libvirtUri: 'qemu+tls://b/system' }, bandwidth: 100, policy: 'minimal-downtime' }, 'VM.migrate');
   assert.deepEqual(p.dst, { libvirtUri: 'qemu+tls://b/system' });
   assert.equal(p.bandwidth, 100);
+  assert.equal(parseParams(MigrateParamsSchema, { vmId: 'g', dst: 'ws://b:1', tls: true }, 'VM.migrate').tls, true);
 });
 
 const here = { name: 'b', hostUuid: 'host-b', libvirtUri: 'qemu:///system' };

@@ -46,6 +46,7 @@ describe('loadConfig', () => {
         migrationAddress: null,
         peerLibvirtUri: null,
         stateDir: '/run/vmigrate',
+        migrationTls: false,
         defaultPolicy: 'minimal-downtime',
         tls: true,
         tlsCa: '/etc/vmigrate/pki/ca.pem',
@@ -136,6 +137,16 @@ describe('loadConfig', () => {
     );
     assert.equal(c.metricsListen, null);
     assert.equal(c.migrationAddress, '10.0.0.2');
+  });
+
+  it('reads migrationTls as a boolean from the file, and as true/false from env and flags', () => {
+    assert.equal(loadConfig(['--config', file({ migrationTls: true })], {}).migrationTls, true);
+    assert.equal(loadConfig(['--config', file({})], { VMIGRATED_MIGRATION_TLS: 'true' }).migrationTls, true);
+    assert.equal(loadConfig(['--config', file({ migrationTls: true }), '--migration-tls', 'false'], {}).migrationTls, false);
+    assert.equal(
+      configError(() => loadConfig(['--config', file({})], { VMIGRATED_MIGRATION_TLS: 'yes please' })),
+      'config key "migrationTls": expected true or false, got "yes please" (from VMIGRATED_MIGRATION_TLS)',
+    );
   });
 
   it('derives env and flag names and answers --help', () => {

@@ -25,6 +25,7 @@ function status(over: Partial<MigrationStatus> = {}): MigrationStatus {
     transferRate: 0,
     throttlePercent: 0,
     postcopy: false,
+    tls: false,
     downtimeMs: null,
     startedAt: '2026-01-01T00:00:00.000Z',
     endedAt: null,

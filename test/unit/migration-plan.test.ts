@@ -9,6 +9,7 @@ test('a migration is always live, peer-to-peer, auto-converging and aborts on er
   const { params, flags } = libvirtMigrationArgs({});
   for (const f of ['LIVE', 'PEER2PEER', 'AUTO_CONVERGE', 'ABORT_ON_ERROR'] as const) assert.ok(flags & MigrateFlags[f], f);
   assert.equal(flags & MigrateFlags.POSTCOPY, 0);
+  assert.equal(flags & MigrateFlags.TLS, 0, 'plain stream unless asked');
   assert.deepEqual(params, {});
   assert.equal(libvirtMigrationArgs({ autoConverge: false }).flags & MigrateFlags.AUTO_CONVERGE, 0);
 });
@@ -19,6 +20,15 @@ test('options map to libvirt parameters and flags', () => {
   });
   assert.deepEqual(params, { migrate_uri: 'tcp://127.0.0.11', bandwidth: 100, 'auto_converge.initial': 30, 'auto_converge.increment': 15 });
   for (const f of ['POSTCOPY', 'PERSIST_DEST', 'UNDEFINE_SOURCE'] as const) assert.ok(flags & MigrateFlags[f], f);
+});
+
+test('tls asks libvirt for an encrypted stream (VIR_MIGRATE_TLS = 1 << 16) only when true', () => {
+  assert.equal(MigrateFlags.TLS, 65536);
+  assert.equal(libvirtMigrationArgs({ tls: true }).flags & MigrateFlags.TLS, MigrateFlags.TLS);
+  assert.equal(libvirtMigrationArgs({ tls: false }).flags & MigrateFlags.TLS, 0);
+  assert.deepEqual(libvirtMigrationArgs({ tls: true }).params, {}, 'a flag, not a parameter');
+  const plain = libvirtMigrationArgs({ postcopy: true }).flags;
+  assert.equal(libvirtMigrationArgs({ postcopy: true, tls: true }).flags, plain | MigrateFlags.TLS, 'other flags unchanged');
 });
 
 test('job statistics become a sample with the dirty rate in bytes/s', () => {

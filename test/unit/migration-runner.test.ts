@@ -4,7 +4,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import pino from 'pino';
 import type { Action } from '../../src/controller/types.js';
-import type { Domain, DomainInfo, JobStats } from '../../src/libvirt/types.js';
+import { MigrateFlags, type Domain, type DomainInfo, type JobStats } from '../../src/libvirt/types.js';
 import type { ControllerPort } from '../../src/controller/types.js';
 import { builtinPolicy, type Policy } from '../../src/controller/policy.js';
 import { Migration } from '../../src/migration/migration.js';
@@ -103,7 +103,7 @@ class ScriptedController implements ControllerPort {
 const silent = pino({ level: 'silent' });
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-function start(domain: FakeDomain, controller: ControllerPort | null): { m: Migration; states: string[] } {
+function start(domain: FakeDomain, controller: ControllerPort | null, flags = 0): { m: Migration; states: string[] } {
   const m = new Migration({
     migrationId: 'm1',
     domain,
@@ -113,7 +113,7 @@ function start(domain: FakeDomain, controller: ControllerPort | null): { m: Migr
     destination: 'b',
     dconnuri: 'qemu+unix:///system',
     params: {},
-    flags: 0,
+    flags,
     policyName: 'test',
     controller,
     intervalMs: 5,
@@ -143,6 +143,16 @@ test('pending until libvirt has a job, running with samples, completed with down
   assert.equal(final.progress, 100);
   assert.equal(final.downtimeMs, 42);
   assert.deepEqual(states, ['pending', 'running', 'completed']);
+});
+
+test('the status says whether the stream is encrypted, from the flags libvirt was given', async () => {
+  for (const [flags, tls] of [[0, false], [MigrateFlags.LIVE | MigrateFlags.TLS, true]] as const) {
+    const d = new FakeDomain();
+    const { m } = start(d, null, flags);
+    assert.equal(m.status.tls, tls);
+    d.complete();
+    assert.equal((await m.done).tls, tls);
+  }
 });
 
 test('controller actions are applied in order and recorded with their reasons', async () => {

@@ -43,7 +43,7 @@ async function capabilities(ctx: AgentContext): Promise<Capabilities> {
     libvirtVersion: versionString(libVersion),
     qemuVersion: versionString(hvVersion),
     libvirtUri: here.libvirtUri,
-    migrationFeatures: ['live', 'peer2peer', 'auto-converge', 'throttle-steering', 'postcopy', 'max-downtime', 'bandwidth', 'abort'],
+    migrationFeatures: ['live', 'peer2peer', 'auto-converge', 'throttle-steering', 'postcopy', 'max-downtime', 'bandwidth', 'abort', 'tls'],
     policies: ctx.controllers.names(),
   };
 }

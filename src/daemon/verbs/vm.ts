@@ -48,6 +48,7 @@ async function migrate(ctx: AgentContext, p: VerbParams<'VM.migrate'>): Promise<
   ctx.manager.checkCanStart(domain.uuid, domain.name);
   const here = await localHost(ctx);
   const postcopy = p.postcopy ?? policy.allowPostcopy;
+  const tls = p.tls ?? ctx.settings.migrationTls ?? false;
   const dst = await resolveDestination(p.dst, {
     vmUuid: domain.uuid,
     vmName: domain.name,
@@ -57,7 +58,7 @@ async function migrate(ctx: AgentContext, p: VerbParams<'VM.migrate'>): Promise<
   }, rules);
   try {
     const migrationUri = dst.migrationUri;
-    const { params, flags } = libvirtMigrationArgs({ ...p, postcopy, ...(migrationUri ? { migrationUri } : {}) });
+    const { params, flags } = libvirtMigrationArgs({ ...p, postcopy, tls, ...(migrationUri ? { migrationUri } : {}) });
     const controller = ctx.controllers.create(policy, {
       guestRamBytes: info.maxMemKiB * 1024,
       postcopyEnabled: postcopy,
