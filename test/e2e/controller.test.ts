@@ -4,8 +4,9 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import WebSocket from 'ws';
-import { defineGuest, destroyGuest, labDown, labUp, readGuestProgress, type LabHostInfo } from '../../src/lab/index.js';
-import { call, sleep, waitFor, wsOptions, useClientTls } from '../helpers/raw-rpc.js';
+import { defineGuest, destroyGuest, labDown, readGuestProgress, type LabHostInfo } from '../../src/lab/index.js';
+import { call, sleep, waitFor, wsOptions } from '../helpers/raw-rpc.js';
+import { twoHosts } from '../helpers/lab-hosts.js';
 
 interface ActionRecord {
   t: number;
@@ -88,12 +89,7 @@ const types = (s: Status): string[] => s.actions.map((r) => r.action.type);
 
 describe('convergence controller on real QEMU', { skip: isRoot ? false : 'needs root (lab hosts)' }, () => {
   before(async () => {
-    const lab = await labUp({ agents: true, dir, portBase });
-    useClientTls(lab.tls);
-    const [a, b] = lab.hosts;
-    assert.ok(a && b);
-    A = a;
-    B = b;
+    ({ A, B } = await twoHosts({ dir, portBase }));
   });
 
   after(async () => {

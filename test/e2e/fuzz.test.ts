@@ -8,8 +8,9 @@ import fc from 'fast-check';
 import WebSocket from 'ws';
 import { CATALOG } from '../../src/api/catalog.js';
 import { ErrorCodes } from '../../src/api/errors.js';
-import { defineGuest, destroyGuest, labDown, labUp, type LabHostInfo } from '../../src/lab/index.js';
-import { call, useClientTls, waitFor, wsOptions } from '../helpers/raw-rpc.js';
+import { defineGuest, destroyGuest, labDown, type LabHostInfo } from '../../src/lab/index.js';
+import { wsOptions } from '../helpers/raw-rpc.js';
+import { migrateCompletes, twoHosts } from '../helpers/lab-hosts.js';
 
 const isRoot = process.getuid?.() === 0;
 const RUNS = Number(process.env.VMIGRATE_FUZZ_RUNS ?? 10_000);
@@ -243,9 +244,7 @@ describe('fuzzing a live agent', { skip: isRoot ? false : 'needs root (lab hosts
   let B: LabHostInfo;
 
   before(async () => {
-    const lab = await labUp({ agents: true });
-    useClientTls(lab.tls);
-    [A, B] = lab.hosts as [LabHostInfo, LabHostInfo];
+    ({ A, B } = await twoHosts());
   });
   after(async () => {
     await labDown();
@@ -278,10 +277,7 @@ describe('fuzzing a live agent', { skip: isRoot ? false : 'needs root (lab hosts
     const name = 'fuzz-after';
     await defineGuest({ host: 'a', name, ramMiB: 128, wsMiB: 8, rateMiB: 4 });
     try {
-      await call(A.agentUrl!, 'VM.migrate', { vmId: name, dst: B.agentUrl! });
-      const done = await waitFor(() => call<{ state: string }>(A.agentUrl!, 'VM.migrateStatus', { vmId: name }), (s) => s.state !== 'pending' && s.state !== 'running', 120_000);
-      assert.equal(done.state, 'completed');
-      await destroyGuest(B.libvirtUri, name);
+      await migrateCompletes(A, B, name);
     } finally {
       await destroyGuest(A.libvirtUri, name).catch(() => undefined);
     }

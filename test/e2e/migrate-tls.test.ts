@@ -6,10 +6,11 @@ import assert from 'node:assert/strict';
 import { copyFile, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { defineGuest, destroyGuest, labDir, labDown, labUp, readGuestProgress, virsh, type LabHostInfo } from '../../src/lab/index.js';
+import { defineGuest, destroyGuest, labDir, labDown, readGuestProgress, virsh, type LabHostInfo } from '../../src/lab/index.js';
 import { migrationTlsDir } from '../../src/lab/lab-pki.js';
 import { ensureCa, issueCert } from '../../src/common/pki.js';
-import { call, callError, sleep, useClientTls, waitFor } from '../helpers/raw-rpc.js';
+import { call, callError, sleep, waitFor } from '../helpers/raw-rpc.js';
+import { twoHosts } from '../helpers/lab-hosts.js';
 
 interface Status {
   state: string;
@@ -63,12 +64,7 @@ async function migrateWatchingTls(name: string): Promise<{ final: Status; seen: 
 
 describe('encrypted migration stream on the lab', { skip: isRoot ? false : 'needs root (lab hosts)' }, () => {
   before(async () => {
-    const lab = await labUp({ agents: true });
-    useClientTls(lab.tls); // this lab's operator certificate for the agents' wss:// API
-    const [a, b] = lab.hosts;
-    assert.ok(a && b);
-    A = a;
-    B = b;
+    ({ A, B } = await twoHosts());
   });
 
   after(async () => {

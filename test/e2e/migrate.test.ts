@@ -3,7 +3,8 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { defineGuest, destroyGuest, labDir, labDown, labUp, readGuestProgress, virsh, type LabHostInfo } from '../../src/lab/index.js';
-import { call, callError, operatorTlsPaths, sleep, waitFor, useClientTls } from '../helpers/raw-rpc.js';
+import { call, callError, operatorTlsPaths, sleep, waitFor } from '../helpers/raw-rpc.js';
+import { twoHosts } from '../helpers/lab-hosts.js';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { fileURLToPath } from 'node:url';
@@ -90,12 +91,7 @@ async function followToEnd(h: LabHostInfo, vm: string, timeoutMs: number): Promi
 
 describe('live migration on the lab', { skip: isRoot ? false : 'needs root (lab hosts)' }, () => {
   before(async () => {
-    const lab = await labUp({ agents: true });
-    useClientTls(lab.tls);
-    const [a, b] = lab.hosts;
-    assert.ok(a && b);
-    A = a;
-    B = b;
+    ({ A, B } = await twoHosts());
   });
 
   after(async () => {

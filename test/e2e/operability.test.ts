@@ -8,11 +8,12 @@ import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { after, before, describe, test } from 'node:test';
 import { AgentClient, type MigrationStatus, type Notification } from 'vmigrate/client';
-import { defineGuest, destroyGuest, labDown, labUp, listDomains, readGuestProgress, type LabHostInfo } from '../../src/lab/index.js';
+import { defineGuest, destroyGuest, labDown, listDomains, readGuestProgress, type LabHostInfo } from '../../src/lab/index.js';
 import { startAgentProcess, type AgentProcess } from '../helpers/agent-process.js';
 import { createUnitCgroup, journaldSkipReason, startJournald } from '../helpers/journald.js';
 import { prometheusSkipReason, startPrometheus } from '../helpers/prometheus.js';
-import { call, callError, operatorTlsPaths, rawCall, sleep, waitFor, useClientTls } from '../helpers/raw-rpc.js';
+import { call, callError, operatorTlsPaths, rawCall, sleep, waitFor } from '../helpers/raw-rpc.js';
+import { twoHosts } from '../helpers/lab-hosts.js';
 import { readTlsPaths } from '../../src/client/tls.js';
 
 const isRoot = process.getuid?.() === 0;
@@ -84,12 +85,8 @@ const ofVm = (all: Notification[], method: string, vm: string): MigrationStatus[
 
 describe('operability on the lab', { skip: isRoot ? false : 'needs root (lab hosts)' }, () => {
   before(async () => {
-    const lab = await labUp({ agents: true, dir, portBase });
-    useClientTls(lab.tls);
-    const [a, b] = lab.hosts;
-    assert.ok(a && b && a.metricsUrl && b.metricsUrl);
-    A = a;
-    B = b;
+    ({ A, B } = await twoHosts({ dir, portBase }));
+    assert.ok(A.metricsUrl && B.metricsUrl);
   });
 
   after(async () => {

@@ -9,10 +9,11 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import WebSocket, { WebSocketServer } from 'ws';
-import { defineGuest, destroyGuest, labDown, labUp, type LabHostInfo, type LabInfo } from '../../src/lab/index.js';
+import { defineGuest, destroyGuest, labDown, type LabHostInfo, type LabInfo } from '../../src/lab/index.js';
 import { labAgentTls, labClientTls } from '../../src/lab/lab-pki.js';
 import { ensureCa, issueCert } from '../../src/common/pki.js';
-import { call, callError, rawCall, sleep, useClientTls, waitFor, type ClientTlsPaths } from '../helpers/raw-rpc.js';
+import { call, callError, rawCall, sleep, type ClientTlsPaths } from '../helpers/raw-rpc.js';
+import { migrateCompletes, twoHosts } from '../helpers/lab-hosts.js';
 
 const isRoot = process.getuid?.() === 0;
 const work = mkdtempSync(join(tmpdir(), 'vmigrate-security-'));
@@ -24,10 +25,6 @@ const agent = (h: LabHostInfo): string => h.agentUrl ?? assert.fail(`lab host ${
 interface Vm {
   name: string;
   state: string;
-}
-interface Status {
-  state: string;
-  error: { code: number; name: string } | null;
 }
 
 const runningOn = async (h: LabHostInfo, name: string): Promise<boolean> => (await call<Vm[]>(agent(h), 'VM.list')).some((v) => v.name === name && v.state === 'running');
@@ -93,9 +90,7 @@ describe('security on the lab', { skip: isRoot ? false : 'needs root (lab hosts)
   let reader: ClientTlsPaths;
 
   before(async () => {
-    lab = await labUp({ agents: true });
-    useClientTls(lab.tls);
-    [A, B] = lab.hosts as [LabHostInfo, LabHostInfo];
+    ({ lab, A, B } = await twoHosts());
     operator = lab.tls;
     reader = await labClientTls(lab.dir, 'reader');
   });
@@ -159,10 +154,7 @@ describe('security on the lab', { skip: isRoot ? false : 'needs root (lab hosts)
       assert.doesNotMatch(readFileSync(join(lab.dir, 'a', 'libvirtd.log'), 'utf8'), /qemu\+ext|ext\.sh/, 'libvirtd never saw the URI');
       assert.ok(await runningOn(A, name));
       // the agent still migrates this VM to an allowed destination
-      await call(agent(A), 'VM.migrate', { vmId: name, dst: agent(B) });
-      const done = await waitFor(() => call<Status>(agent(A), 'VM.migrateStatus', { vmId: name }), (s) => s.state !== 'pending' && s.state !== 'running', 120_000);
-      assert.equal(done.state, 'completed', JSON.stringify(done.error));
-      await destroyGuest(B.libvirtUri, name);
+      await migrateCompletes(A, B, name);
     } finally {
       await destroyGuest(A.libvirtUri, name).catch(() => undefined);
     }
@@ -228,10 +220,7 @@ describe('security on the lab', { skip: isRoot ? false : 'needs root (lab hosts)
     const name = 'sec-admit';
     await defineGuest({ host: 'a', name, ramMiB: 128, wsMiB: 8, rateMiB: 4 });
     try {
-      await call(agent(A), 'VM.migrate', { vmId: name, dst: agent(B) });
-      const done = await waitFor(() => call<Status>(agent(A), 'VM.migrateStatus', { vmId: name }), (s) => s.state !== 'pending' && s.state !== 'running', 120_000);
-      assert.equal(done.state, 'completed', JSON.stringify(done.error));
-      await destroyGuest(B.libvirtUri, name);
+      await migrateCompletes(A, B, name);
     } finally {
       await destroyGuest(A.libvirtUri, name).catch(() => undefined);
     }
