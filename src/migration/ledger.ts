@@ -5,6 +5,7 @@
 import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { z } from 'zod';
+import { ActionRecordSchema } from '../api/result-schemas.js';
 
 const LEDGER_VERSION = 1;
 
@@ -39,6 +40,10 @@ export const LedgerEntrySchema = z.strictObject({
   /** the controller's memory at its last action or iteration boundary (opaque here); null: no controller */
   controller: z.unknown(),
   controllerSavedAt: z.iso.datetime().nullable(),
+  /** what the status had shown, so that it goes on from there: progress never goes back, and the
+   *  actions taken before a restart stay listed */
+  progress: z.number().min(0).max(100).optional(),
+  actions: z.array(ActionRecordSchema).optional(),
 });
 
 export type LedgerPlan = z.infer<typeof LedgerPlanSchema>;

@@ -95,6 +95,8 @@ export class MigrationManager extends EventEmitter<MigrationEventMap> {
   adopt(plan: MigrationPlan, entry: LedgerEntry, adoption: Adoption, follow: () => Promise<void>, onEnd: () => Promise<void>): Migration {
     const migration = new Migration({ ...plan, startedAtMs: Date.parse(entry.startedAt) });
     migration.status.adoption = adoption;
+    migration.status.progress = entry.progress ?? 0;
+    migration.status.actions.push(...(entry.actions ?? []));
     const { version: _version, ...rest } = entry;
     this.register(migration, rest, plan.logger, onEnd);
     migration.start(follow);
@@ -120,10 +122,12 @@ export class MigrationManager extends EventEmitter<MigrationEventMap> {
     let warned = false;
     const save = (): void => {
       const controller = migration.controller;
-      if (!this.ledger || !controller?.snapshot || !migration.active) return;
+      if (!this.ledger || !migration.active) return;
       lastSaved = migration.status.iteration;
       try {
-        this.ledger.record({ ...entry, controller: controller.snapshot(), controllerSavedAt: new Date().toISOString() });
+        const { progress, actions } = migration.status;
+        const saved = controller?.snapshot?.() ?? null;
+        this.ledger.record({ ...entry, controller: saved, controllerSavedAt: saved ? new Date().toISOString() : null, progress, actions });
         warned = false;
       } catch (err) {
         if (!warned) log.warn({ event: 'migration.state_write_failed', err: String(err) }, 'could not save the controller state; a restarted agent would resume from an older one');
