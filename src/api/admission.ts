@@ -8,6 +8,8 @@ export const AdmissionRequestSchema = z.strictObject({
   memoryBytes: z.number().int().nonnegative(),
   sourceName: z.string().min(1),
   sourceHostUuid: z.string().min(1),
+  /** the migration already runs: a restarted source agent re-establishes its admission */
+  resume: z.boolean().optional(),
 });
 
 export const AdmissionEndSchema = z.strictObject({ admissionId: z.string().min(1) });

@@ -37,7 +37,7 @@ export const CATALOG = {
     'Start a live migration of a VM to another host; returns at once, the migration runs in the background',
     MigrateParamsSchema,
     MigrateResultSchema,
-    ['INVALID_PARAMS', 'INVALID_POLICY', 'VM_NOT_FOUND', 'VM_NOT_RUNNING', 'MIGRATION_IN_PROGRESS', 'TOO_MANY_MIGRATIONS', 'DESTINATION_UNREACHABLE', 'DESTINATION_REFUSED', 'SAME_HOST', 'LIBVIRT_ERROR'],
+    ['INVALID_PARAMS', 'INVALID_POLICY', 'VM_NOT_FOUND', 'VM_NOT_RUNNING', 'MIGRATION_IN_PROGRESS', 'TOO_MANY_MIGRATIONS', 'DESTINATION_UNREACHABLE', 'DESTINATION_REFUSED', 'SAME_HOST', 'LIBVIRT_ERROR', 'STATE_WRITE_FAILED'],
   ),
   'VM.migrateStatus': verb('Status of the latest migration of a VM (kept after it ends)', VmRefSchema, MigrationStatusSchema, ['INVALID_PARAMS', 'NO_MIGRATION']),
   'VM.migrateCancel': verb('Cancel a running migration; the VM keeps running on the source. Returns the final status', VmRefSchema, MigrationStatusSchema, ['INVALID_PARAMS', 'NO_MIGRATION', 'NOT_CANCELLABLE', 'LIBVIRT_ERROR']),

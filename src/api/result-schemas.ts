@@ -67,6 +67,10 @@ export const MigrationStatusSchema = z.strictObject({
   policy: z.string(),
   actions: z.array(ActionRecordSchema),
   error: z.strictObject({ code: z.number(), name: z.string(), message: z.string() }).nullable(),
+  adoption: z
+    .strictObject({ adoptedAt: z.string(), steering: z.enum(['resumed', 'unsteered', 'stock']), reason: z.string() })
+    .optional()
+    .describe('set when an agent restarted mid-migration took it over from its predecessor'),
 });
 
 export const AdmissionResultSchema = z.strictObject({

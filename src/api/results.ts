@@ -48,6 +48,19 @@ export interface MigrationStatus {
   policy: string;
   actions: ActionRecord[];
   error: { code: number; name: string; message: string } | null;
+  /** set when an agent restarted mid-migration took this migration over from its predecessor */
+  adoption?: Adoption;
+}
+
+/** How a restarted agent took over a migration its predecessor started. */
+export interface Adoption {
+  /** when this agent took it over */
+  adoptedAt: string;
+  /** resumed: the controller goes on from its saved state; unsteered: that state was lost, QEMU's
+   *  auto-converge goes on as last set; stock: no controller steered it */
+  steering: 'resumed' | 'unsteered' | 'stock';
+  /** what was found and decided, for people */
+  reason: string;
 }
 
 export interface PingResult {

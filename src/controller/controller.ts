@@ -23,10 +23,20 @@ import { patchPolicy, type Policy, type PolicyPatch } from './policy.js';
 import { changeLimits, startActions } from './policy-limits.js';
 import { restoreActions } from './restore.js';
 import type { MigrationSample } from './sample.js';
+import { decodeMemory, encodeMemory } from './snapshot.js';
 import type { Action, Controller, ControllerContext, ControllerState } from './types.js';
 
 export function createController(initialPolicy: Policy, ctx: ControllerContext): Controller {
-  const m: ControllerMemory = initialMemory(initialPolicy, ctx);
+  return controllerFrom(initialMemory(initialPolicy, ctx));
+}
+
+/** A controller that goes on from a snapshot() of another (an agent restarted mid-migration).
+ *  Throws SnapshotError when the snapshot cannot be restored. */
+export function resumeController(snapshot: unknown): Controller {
+  return controllerFrom(decodeMemory(snapshot));
+}
+
+function controllerFrom(m: ControllerMemory): Controller {
   const undo: Undo = new WeakMap();
   const commitAll = (out: Action[], actions: readonly Action[]): void => {
     for (const a of actions) commit(m, undo, out, a);
@@ -136,6 +146,10 @@ export function createController(initialPolicy: Policy, ctx: ControllerContext):
 
     state(): Readonly<ControllerState> {
       return { ...m.view };
+    },
+
+    snapshot() {
+      return encodeMemory(m);
     },
   };
 }

@@ -40,6 +40,9 @@ export const PolicySchema = z
     completionTimeoutMinSec: z.number().min(1).max(MAX_COMPLETION_TIMEOUT_SEC),
     /** optional bandwidth cap to apply, MiB/s */
     bandwidthMiBps: z.number().int().min(1).max(MAX_BANDWIDTH_MIBPS).optional(),
+    /** an agent restarted mid-migration could not restore the controller's state: go on unsteered
+     *  (QEMU's auto-converge as last set, under the completion timeout; the default) or abort */
+    lostStateAction: z.enum(['continue-unsteered', 'abort']).optional(),
   })
   .refine((p) => p.maxDowntimeMs >= p.downtimeMs, {
     path: ['maxDowntimeMs'],

@@ -3,6 +3,7 @@
 import type { KnownParams } from './knobs.js';
 import type { Policy, PolicyPatch } from './policy.js';
 import type { MigrationSample } from './sample.js';
+import type { ControllerSnapshot } from './snapshot.js';
 
 /** QEMU migrate-set-parameters fields the controller may set (QMP names; see knobs.ts). */
 export interface ThrottleParams {
@@ -86,7 +87,9 @@ export interface Controller {
   /** Actions that put back every parameter changed so far (call when the migration ended, any way). */
   finish(): Action[];
   state(): Readonly<ControllerState>;
+  /** Everything the controller remembers, as JSON, for resumeController() in a restarted agent. */
+  snapshot(): ControllerSnapshot;
 }
 
 /** What a migration and the daemon need from a convergence controller. */
-export type ControllerPort = Pick<Controller, 'observe' | 'rejected' | 'changePolicy' | 'policy' | 'finish'>;
+export type ControllerPort = Pick<Controller, 'observe' | 'rejected' | 'changePolicy' | 'policy' | 'finish'> & Partial<Pick<Controller, 'snapshot'>>;

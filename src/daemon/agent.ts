@@ -8,7 +8,7 @@ import type { DomainEvent } from '../libvirt/types.js';
 import type { AgentContext, AgentSettings, ControllerFactory } from './context.js';
 import { LibvirtLink } from './libvirt-link.js';
 import { MigrationLedger } from '../migration/ledger.js';
-import { abortOrphans } from './orphans.js';
+import { adoptRecorded } from './orphans.js';
 import { startRpcServer, type RefusedHook, type RpcLimits, type RpcServer } from './rpc/server.js';
 import { eventVerbs } from './verbs/events.js';
 import { hostVerbs } from './verbs/host.js';
@@ -28,6 +28,8 @@ export interface AgentOptions {
   onRefused?: RefusedHook;
   /** directory for the record of running migrations; none: no record (tests) */
   stateDir?: string;
+  /** called once the context exists, before adopted migrations start emitting (metrics) */
+  onContext?: (context: AgentContext) => void;
 }
 
 export interface Agent {
@@ -62,7 +64,6 @@ export async function startAgent(opts: AgentOptions): Promise<Agent> {
       return false;
     },
   );
-  if (ledger && connected) await abortOrphans(ledger, libvirt, opts.logger);
   const rpc = await startRpcServer({
     listen: opts.listen,
     tls: opts.settings.tls,
@@ -76,6 +77,10 @@ export async function startAgent(opts: AgentOptions): Promise<Agent> {
   manager.on('state', (s) => rpc.notify('migration.state', s));
   manager.on('progress', (s) => rpc.notify('migration.progress', s));
   manager.on('action', (s, record) => rpc.notify('migration.action', { ...s, record }));
+  opts.onContext?.(context);
+  // After the listeners, so that the adopted migrations' events reach subscribers and metrics.
+  // Without libvirt the records stay for the next start.
+  if (ledger && connected) await adoptRecorded(context, ledger);
   opts.logger.info({ event: 'agent.listening', url: rpc.url, localSocket: opts.localSocket ?? null }, `listening on ${rpc.url}${opts.localSocket ? ` and ${opts.localSocket}` : ''}`);
 
   return {

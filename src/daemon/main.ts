@@ -12,6 +12,7 @@ import { TlsFileError } from '../client/tls.js';
 import { parseAllowRule } from './security/libvirt-uri.js';
 import { roleTable } from './security/subject.js';
 import { TlsStore } from './security/tls-store.js';
+import { lockStateDir, StateDirBusyError, type StateLock } from './state-lock.js';
 
 function packageVersion(): string {
   const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
@@ -50,6 +51,20 @@ async function main(): Promise<void> {
   const version = packageVersion();
   const controllers = createControllerFactory(config.defaultPolicy);
 
+  // Before anything looks at the ledger: a second agent on this stateDir must not touch its migrations.
+  let stateLock: StateLock;
+  try {
+    stateLock = await lockStateDir(config.stateDir, (err) =>
+      logger.error({ event: 'agent.state_lock_lost', stateDir: config.stateDir, err: err.message }, 'lost the lock on the state directory'),
+    );
+  } catch (err) {
+    if (!(err instanceof StateDirBusyError)) throw err;
+    logger.error({ event: 'agent.state_dir_busy', stateDir: err.dir, holderPid: err.holderPid }, err.message);
+    logger.flush();
+    console.error(`vmigrated: ${err.message}`);
+    process.exit(3);
+  }
+
   const metrics = createMetrics();
   const agent = await startAgent({
     settings: {
@@ -74,9 +89,11 @@ async function main(): Promise<void> {
     version,
     onRefused: (verb, error) => metrics.refused(verb, error),
     stateDir: config.stateDir,
+    onContext: (context) => {
+      metrics.attach(context.manager);
+      metrics.countIncoming(() => context.desk.incoming);
+    },
   });
-  metrics.attach(agent.context.manager);
-  metrics.countIncoming(() => agent.context.desk.incoming);
   const metricsServer = config.metricsListen ? await metrics.serve(config.metricsListen) : null;
   if (metricsServer) logger.info({ event: 'metrics.listening', url: metricsServer.url }, `metrics on ${metricsServer.url}`);
 
@@ -93,6 +110,7 @@ async function main(): Promise<void> {
     watchdog?.stop();
     await agent.stop();
     await metricsServer?.close();
+    await stateLock.release();
     logger.info({ event: 'agent.stopped' }, 'vmigrated stopped');
     logger.flush();
     process.exit(0);

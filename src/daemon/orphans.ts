@@ -1,41 +1,167 @@
-// At start-up: migrations the previous agent process left running (it crashed or was killed; libvirt
-// carries a peer-to-peer migration on without its client) run unsteered and unseen. Abort them, so
-// the VM stays where it is and a manager can start again; post-copy cannot be undone and is left.
+// At start-up: re-attach to the migrations the previous agent process recorded (it crashed or was
+// killed; libvirt carries a peer-to-peer migration on without its client). Each goes on under its
+// own migrationId: followed by job statistics and events instead of a migrate call, steered from the
+// controller's saved state, with the destination's admission taken again. A job this agent did not
+// start is never touched. Decisions are in src/migration/adoption.ts; this file does the looking.
 import type { Logger } from 'pino';
-import { EVERY_KNOB, QEMU_DEFAULTS, restoreActions } from '../controller/index.js';
+import { qemuParams, resumeController, snapshotOriginal, type ControllerPort, type QemuParams } from '../controller/index.js';
 import { isNoDomain } from '../libvirt/errors.js';
-import { isJobActive, JobOperation } from '../libvirt/types.js';
-import type { MigrationLedger } from '../migration/ledger.js';
-import { applyAction } from '../migration/effects.js';
-import type { LibvirtLink } from './libvirt-link.js';
+import { isJobActive, JobOperation, type Domain } from '../libvirt/types.js';
+import { decideAdoption, type FoundVm, type SteeringFound } from '../migration/adoption.js';
+import { resolveDestination } from '../migration/destination.js';
+import { followJob } from '../migration/follow.js';
+import { goneDomain } from '../migration/gone-domain.js';
+import type { LedgerEntry, MigrationLedger } from '../migration/ledger.js';
+import type { MigrationPlan } from '../migration/migration.js';
+import { putBackAndVerify } from '../migration/put-back.js';
+import type { AgentContext } from './context.js';
+import { destinationRules } from './security/destination-rules.js';
 
-export async function abortOrphans(ledger: MigrationLedger, libvirt: LibvirtLink, log: Logger): Promise<void> {
-  for (const entry of ledger.entries()) {
-    const fields = { event: 'migration.orphan', migrationId: entry.migrationId, vmId: entry.vmUuid, vmName: entry.vmName };
+async function findVm(domain: Domain | null): Promise<FoundVm> {
+  if (!domain) return { present: false };
+  const stats = await domain.getJobStats();
+  const elapsed = stats.time_elapsed;
+  return {
+    present: true,
+    jobActive: isJobActive(stats.type),
+    outgoing: stats.operation === undefined || stats.operation === JobOperation.MIGRATION_OUT,
+    postcopy: (stats.memory_postcopy_requests ?? 0) > 0,
+    ...(typeof elapsed === 'number' && elapsed > 0 ? { jobStartedAtMs: Date.now() - elapsed } : {}),
+  };
+}
+
+async function lookup(ctx: AgentContext, uuid: string): Promise<Domain | null> {
+  try {
+    return await (await ctx.libvirt.get()).lookupByUuid(uuid);
+  } catch (err) {
+    if (isNoDomain(err)) return null;
+    throw err;
+  }
+}
+
+/** The controller as its predecessor left it, or why not. */
+function restoreSteering(entry: LedgerEntry): { steering: SteeringFound; controller: ControllerPort | null } {
+  if (entry.controller === null) return { steering: { kind: 'none' }, controller: null };
+  try {
+    return { steering: { kind: 'restored' }, controller: resumeController(entry.controller) };
+  } catch (err) {
+    return { steering: { kind: 'lost', why: err instanceof Error ? err.message : String(err) }, controller: null };
+  }
+}
+
+/** QEMU's parameters before the migration: from the controller's snapshot, else from the plan. */
+function originalParams(entry: LedgerEntry): QemuParams {
+  try {
+    return snapshotOriginal(entry.controller);
+  } catch {
+    const p = entry.plan.params;
+    const bandwidth = p.bandwidth;
+    return qemuParams(typeof bandwidth === 'number' ? { bandwidthMiBps: bandwidth } : {});
+  }
+}
+
+async function adoptOne(ctx: AgentContext, ledger: MigrationLedger, entry: LedgerEntry, log: Logger): Promise<void> {
+  const domain = await lookup(ctx, entry.vmUuid);
+  const vm = await findVm(domain);
+  const { steering, controller } = restoreSteering(entry);
+  let onLostState: 'continue-unsteered' | 'abort' = 'continue-unsteered';
+  let completionTimeoutMs = entry.plan.completionTimeoutMs;
+  if (steering.kind === 'lost') {
+    // the policy it started with decides, and its completion timeout bounds the unsteered run
     try {
-      const domain = await (await libvirt.get()).lookupByUuid(entry.vmUuid);
-      const stats = await domain.getJobStats();
-      const running = isJobActive(stats.type);
-      const outgoing = stats.operation === undefined || stats.operation === JobOperation.MIGRATION_OUT;
-      if (!running || !outgoing) {
-        log.info({ ...fields, jobType: stats.type, operation: stats.operation }, 'migration left by a previous agent process has ended');
-      } else if ((stats.memory_postcopy_requests ?? 0) > 0) {
-        log.warn(fields, 'migration left by a previous agent process is in post-copy: it cannot be aborted, left to finish');
-      } else {
-        await domain.abortJob();
-        // the throttle knobs it may have steered go back to QEMU's defaults
-        for (const action of restoreActions(EVERY_KNOB, QEMU_DEFAULTS, 'aborted an orphaned migration')) {
-          await applyAction(domain, action).catch(() => {});
-        }
-        log.warn(fields, 'aborted a migration left running by a previous agent process; the VM stays on this host');
-      }
-    } catch (err) {
-      if (!isNoDomain(err)) {
-        log.error({ ...fields, err: String(err) }, 'could not check a migration left by a previous agent process');
-        continue; // keep the record: the next start tries again
-      }
-      log.info(fields, 'VM of a migration left by a previous agent process is gone from this host (migrated)');
+      const policy = ctx.controllers.resolve(entry.plan.policy);
+      onLostState = (policy.policy as { lostStateAction?: 'continue-unsteered' | 'abort' }).lostStateAction ?? 'continue-unsteered';
+      completionTimeoutMs = policy.completionTimeoutMs(entry.plan.guestRamBytes);
+    } catch {
+      onLostState = 'continue-unsteered';
     }
+  }
+  const decision = decideAdoption({ vm, recordedStartMs: Date.parse(entry.startedAt), steering, policyName: entry.plan.policyName, onLostState });
+  if (decision.kind === 'foreign') {
+    log.warn({ event: 'migration.adopt_foreign', reason: decision.reason }, `not adopted, left alone: ${decision.reason}`);
     ledger.remove(entry.migrationId);
+    return;
+  }
+
+  // The destination's admission was held by the dead process's connection and freed with it.
+  let release = async (): Promise<void> => {};
+  const agentUrl = entry.plan.destinationAgent;
+  if (agentUrl !== undefined && vm.present && vm.jobActive) {
+    try {
+      const here = await (await ctx.libvirt.get()).getHostUuid();
+      const info = domain ? await domain.getInfo() : null;
+      const dst = await resolveDestination(agentUrl, {
+        vmUuid: entry.vmUuid,
+        vmName: entry.vmName,
+        memoryBytes: (info?.memoryKiB ?? 0) * 1024,
+        sourceName: entry.source,
+        sourceHostUuid: here,
+        resume: true,
+      }, destinationRules(ctx.settings));
+      release = () => dst.release();
+      log.info({ event: 'migration.readmitted', destination: agentUrl }, 'the destination admitted the adopted migration again');
+    } catch (err) {
+      log.warn({ event: 'migration.readmit_failed', destination: agentUrl, err: String(err) }, 'the destination did not admit the adopted migration again; it goes on without an admission slot');
+    }
+  }
+
+  const plan: MigrationPlan = {
+    migrationId: entry.migrationId,
+    domain: domain ?? goneDomain(entry.vmUuid, entry.vmName),
+    vmUuid: entry.vmUuid,
+    vmName: entry.vmName,
+    source: entry.source,
+    destination: entry.plan.destination,
+    dconnuri: entry.plan.dconnuri,
+    params: entry.plan.params,
+    flags: entry.plan.flags,
+    policyName: entry.plan.policyName,
+    controller,
+    ...(controller === null && completionTimeoutMs !== undefined ? { completionTimeoutMs } : {}),
+    intervalMs: ctx.settings.monitorIntervalMs,
+    sampleTimeoutMs: ctx.settings.sampleTimeoutMs,
+    logger: ctx.logger,
+  };
+  const follow = (): Promise<void> =>
+    followJob(plan.domain, {
+      intervalMs: Math.min(500, ctx.settings.monitorIntervalMs),
+      dconnuri: entry.plan.dconnuri,
+      onUnverified: (why) => log.warn({ event: 'migration.end_unverified', why }, 'the VM left this host; whether it runs on the destination could not be checked'),
+    });
+  const adoption = { adoptedAt: new Date().toISOString(), steering: decision.steering, reason: decision.reason };
+  const migration = ctx.manager.adopt(plan, entry, adoption, follow, release);
+  const level = decision.kind === 'abort' || decision.steering === 'unsteered' ? 'warn' : 'info';
+  log[level]({ event: 'migration.adopted', steering: decision.steering, decision: decision.kind, reason: decision.reason }, `adopted a migration left by a previous agent process: ${decision.reason}`);
+  if (decision.kind === 'abort') void migration.applyExternal({ type: 'abort', reason: decision.reason });
+
+  // The copy that remains here gets its parameters back (the controller, when resumed, restored
+  // what it changed; what it could not know is put back here), read back to be sure.
+  const original = originalParams(entry);
+  void migration.done.then(async (s) => {
+    if (s.state === 'completed' || !domain) return;
+    try {
+      const { putBack, left } = await putBackAndVerify(domain, original, 'adopted migration ended');
+      if (left.length > 0) log.error({ event: 'migration.params_left_changed', params: left }, `QEMU parameters still differ after restore: ${left.join(', ')}`);
+      else log.info({ event: 'migration.params_restored', putBack }, putBack.length ? `QEMU parameters put back and read back: ${putBack.join(', ')}` : 'QEMU parameters read back: as before the migration');
+    } catch (err) {
+      log.warn({ event: 'migration.restore_failed', err: String(err) }, 'could not read back the QEMU parameters of the VM left here');
+    }
+  });
+}
+
+export async function adoptRecorded(ctx: AgentContext, ledger: MigrationLedger): Promise<void> {
+  for (const name of ledger.cleanStaleTmp()) ctx.logger.info({ event: 'ledger.tmp_removed', file: name }, `removed an unfinished write from the state directory: ${name}`);
+  const { entries, setAside } = ledger.entries();
+  for (const s of setAside) {
+    ctx.logger.warn({ event: 'ledger.corrupt', file: s.file, movedTo: s.movedTo, reason: s.reason }, `a migration record could not be read; set aside as ${s.movedTo}: ${s.reason}`);
+  }
+  for (const entry of entries) {
+    const log = ctx.logger.child({ migrationId: entry.migrationId, vmId: entry.vmUuid, vmName: entry.vmName });
+    try {
+      await adoptOne(ctx, ledger, entry, log);
+    } catch (err) {
+      // keep the record: the next start tries again
+      log.error({ event: 'migration.adopt_failed', err: String(err) }, 'could not check a migration left by a previous agent process');
+    }
   }
 }

@@ -1,13 +1,25 @@
 // Registry of this host's outgoing migrations: one active migration per VM, an outgoing limit,
 // statuses kept after the end, and one event stream (state, progress, action) for all of them.
 import { EventEmitter } from 'node:events';
+import type { Logger } from 'pino';
 import { AgentError } from '../api/errors.js';
 import type { JobStats } from '../libvirt/types.js';
-import type { MigrationLedger } from './ledger.js';
+import type { Adoption } from '../api/results.js';
+import type { LedgerEntry, MigrationLedger, NewLedgerEntry } from './ledger.js';
 import { Migration, type MigrationPlan } from './migration.js';
 import type { MigrationEventMap, MigrationStatus } from './status.js';
 
 const KEEP_FINISHED = 200;
+
+/** What the ledger needs beyond the plan, so that a successor agent can go on with the migration. */
+export interface StartRecord {
+  /** the destination agent's URL (absent: a bare libvirt URI, no admission) */
+  destinationAgent?: string;
+  /** the resolved policy it started with */
+  policy: unknown;
+  guestRamBytes: number;
+  postcopy: boolean;
+}
 
 export class MigrationManager extends EventEmitter<MigrationEventMap> {
   /** by VM UUID, the latest migration of each VM */
@@ -37,23 +49,101 @@ export class MigrationManager extends EventEmitter<MigrationEventMap> {
     }
   }
 
-  start(plan: MigrationPlan, onEnd: () => Promise<void>): Migration {
+  /**
+   * Starts a migration: recorded in the ledger first, so a migration that could not be recorded
+   * never starts (STATE_WRITE_FAILED) and nothing is left pending.
+   */
+  start(plan: MigrationPlan, record: StartRecord, onEnd: () => Promise<void>): Migration {
     this.checkCanStart(plan.vmUuid, plan.vmName);
     const migration = new Migration(plan);
-    this.byVm.delete(plan.vmUuid); // re-insert so iteration order is oldest first
-    this.byVm.set(plan.vmUuid, migration);
+    const entry: NewLedgerEntry = {
+      migrationId: plan.migrationId,
+      vmUuid: plan.vmUuid,
+      vmName: plan.vmName,
+      startedAt: migration.status.startedAt,
+      source: plan.source,
+      plan: {
+        destination: plan.destination,
+        ...(record.destinationAgent !== undefined ? { destinationAgent: record.destinationAgent } : {}),
+        dconnuri: plan.dconnuri,
+        flags: plan.flags,
+        params: { ...plan.params },
+        policyName: plan.policyName,
+        policy: record.policy,
+        guestRamBytes: record.guestRamBytes,
+        postcopy: record.postcopy,
+        ...(plan.completionTimeoutMs !== undefined ? { completionTimeoutMs: plan.completionTimeoutMs } : {}),
+      },
+      controller: plan.controller?.snapshot?.() ?? null,
+      controllerSavedAt: plan.controller?.snapshot ? new Date().toISOString() : null,
+    };
+    try {
+      this.ledger?.record(entry);
+    } catch (err) {
+      plan.logger.error({ event: 'migration.state_write_failed', migrationId: plan.migrationId, vmId: plan.vmUuid, err: String(err) }, 'could not record the migration; not started');
+      throw new AgentError('STATE_WRITE_FAILED', `${(err as Error).message}; the migration was not started`, { migrationId: plan.migrationId });
+    }
+    this.register(migration, entry, plan.logger, onEnd);
+    migration.start();
+    return migration;
+  }
+
+  /**
+   * Takes over a migration a predecessor agent started and recorded (`entry`): same migrationId,
+   * same start time; `follow` waits for the running job's end instead of starting one.
+   */
+  adopt(plan: MigrationPlan, entry: LedgerEntry, adoption: Adoption, follow: () => Promise<void>, onEnd: () => Promise<void>): Migration {
+    const migration = new Migration({ ...plan, startedAtMs: Date.parse(entry.startedAt) });
+    migration.status.adoption = adoption;
+    migration.status.progress = entry.progress ?? 0;
+    migration.status.actions.push(...(entry.actions ?? []));
+    const { version: _version, ...rest } = entry;
+    this.register(migration, rest, plan.logger, onEnd);
+    migration.start(follow);
+    return migration;
+  }
+
+  private register(migration: Migration, entry: NewLedgerEntry, logger: Logger, onEnd: () => Promise<void>): void {
+    const { vmUuid, migrationId } = entry;
+    const log = logger.child({ migrationId, vmId: vmUuid, vmName: entry.vmName });
+    this.byVm.delete(vmUuid); // re-insert so iteration order is oldest first
+    this.byVm.set(vmUuid, migration);
     migration.on('state', (s) => this.emit('state', s));
-    migration.on('progress', (s) => this.emit('progress', s));
-    migration.on('action', (s, r) => this.emit('action', s, r));
-    this.ledger?.record({ migrationId: plan.migrationId, vmUuid: plan.vmUuid, vmName: plan.vmName, startedAt: migration.status.startedAt });
+    migration.on('progress', (s) => {
+      this.emit('progress', s);
+      if (s.iteration !== lastSaved) save();
+    });
+    migration.on('action', (s, r) => {
+      this.emit('action', s, r);
+      save();
+    });
+    // The controller's memory at each action and iteration boundary: what a successor resumes from.
+    let lastSaved = -1;
+    let warned = false;
+    const save = (): void => {
+      const controller = migration.controller;
+      if (!this.ledger || !migration.active) return;
+      lastSaved = migration.status.iteration;
+      try {
+        const { progress, actions } = migration.status;
+        const saved = controller?.snapshot?.() ?? null;
+        this.ledger.record({ ...entry, controller: saved, controllerSavedAt: saved ? new Date().toISOString() : null, progress, actions });
+        warned = false;
+      } catch (err) {
+        if (!warned) log.warn({ event: 'migration.state_write_failed', err: String(err) }, 'could not save the controller state; a restarted agent would resume from an older one');
+        warned = true;
+      }
+    };
     void migration.done
       .then(onEnd)
       .finally(() => {
-        this.ledger?.remove(plan.migrationId);
+        try {
+          this.ledger?.remove(migrationId);
+        } catch (err) {
+          log.warn({ event: 'migration.state_write_failed', err: String(err) }, 'could not remove the record of an ended migration');
+        }
         this.prune();
       });
-    migration.start();
-    return migration;
   }
 
   /** The latest migration of a VM, by UUID or name. */

@@ -30,6 +30,8 @@ export interface MigrationPlan {
   intervalMs: number;
   sampleTimeoutMs: number;
   logger: Logger;
+  /** when the migration started, if before this object (adopted from a predecessor agent); epoch ms */
+  startedAtMs?: number;
 }
 
 export class Migration extends EventEmitter<MigrationEventMap> {
@@ -37,7 +39,7 @@ export class Migration extends EventEmitter<MigrationEventMap> {
   readonly done: Promise<MigrationStatus>;
   private readonly plan: MigrationPlan;
   private readonly log: Logger;
-  private readonly startedMs = Date.now();
+  private readonly startedMs: number;
   private monitor: Monitor | null = null;
   private cancelRequested = false;
   private policyAbort: string | null = null;
@@ -50,6 +52,7 @@ export class Migration extends EventEmitter<MigrationEventMap> {
   constructor(plan: MigrationPlan) {
     super();
     this.plan = plan;
+    this.startedMs = plan.startedAtMs ?? Date.now();
     this.log = plan.logger.child({ migrationId: plan.migrationId, vmId: plan.vmUuid, vmName: plan.vmName });
     this.status = {
       migrationId: plan.migrationId,
@@ -84,9 +87,10 @@ export class Migration extends EventEmitter<MigrationEventMap> {
     return isMigrationActive(this.status.state);
   }
 
-  /** Start in the background; the outcome arrives through events and `done`. */
-  start(): void {
-    this.log.info({ event: 'migration.start', destination: this.plan.destination, flags: this.plan.flags }, 'migration starting');
+  /** Start in the background; the outcome arrives through events and `done`. `follow`: the job
+   *  already runs (a predecessor agent started it): wait for its end instead of starting it. */
+  start(follow?: () => Promise<void>): void {
+    if (!follow) this.log.info({ event: 'migration.start', destination: this.plan.destination, flags: this.plan.flags }, 'migration starting');
     this.emit('state', this.snapshot());
     this.monitor = startMonitor({
       intervalMs: this.plan.intervalMs,
@@ -95,8 +99,7 @@ export class Migration extends EventEmitter<MigrationEventMap> {
       onSample: (stats) => this.onSample(sampleFromJobStats(stats, Date.now() - this.startedMs)),
       onError: (err) => this.log.debug({ event: 'migration.sample_error', err: err.message }, 'job statistics unavailable'),
     });
-    this.plan.domain
-      .migrateToUri3(this.plan.dconnuri, this.plan.params, this.plan.flags)
+    (follow ? follow() : this.plan.domain.migrateToUri3(this.plan.dconnuri, this.plan.params, this.plan.flags))
       .then(
         () => this.finish('completed', null),
         (err: unknown) => this.finishWithError(err),

@@ -215,9 +215,10 @@ describe('live migration on the lab', { skip: isRoot ? false : 'needs root (lab 
     await destroyGuest(B.libvirtUri, name);
   });
 
-  test('an agent killed mid-migration: its restarted successor aborts the orphan, the VM stays on the source', async () => {
+  test('an agent killed mid-migration: its restarted successor adopts it (same migrationId) and can cancel it', async () => {
     const name = 'orphan1';
     await startSlowMigration(name);
+    const before = await call<Status>(agent(A), 'VM.migrateStatus', { vmId: name });
     const pid = A.agentPid ?? assert.fail('lab did not report the agent pid');
     process.kill(pid, 'SIGKILL');
     await waitFor(async () => { try { process.kill(pid, 0); return false; } catch { return true; } }, (gone) => gone, 10_000, 100);
@@ -226,6 +227,12 @@ describe('live migration on the lab', { skip: isRoot ? false : 'needs root (lab 
     const lab = await labUp({ agents: true }); // restarts the missing agent
     A = lab.hosts.find((h) => h.name === 'a') ?? assert.fail('host a');
     assert.notEqual(A.agentPid, pid);
+    const adopted = await call<Status & { adoption?: { steering: string } }>(agent(A), 'VM.migrateStatus', { vmId: name });
+    assert.equal(adopted.migrationId, before.migrationId);
+    assert.equal(adopted.state, 'running');
+    assert.equal(adopted.adoption?.steering, 'stock');
+    // the new agent steers it: a cancel leaves the VM on the source
+    assert.equal((await call<Status>(agent(A), 'VM.migrateCancel', { vmId: name })).state, 'cancelled');
     await waitFor(() => virsh(A.libvirtUri, ['domjobinfo', name]), (out) => /Job type:\s+None/.test(out), 30_000);
     await assertOnlyOn(A, B, name);
     await assertAdvancing(A, name);

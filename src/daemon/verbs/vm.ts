@@ -86,6 +86,12 @@ async function migrate(ctx: AgentContext, p: VerbParams<'VM.migrate'>): Promise<
         sampleTimeoutMs: ctx.settings.sampleTimeoutMs,
         logger: ctx.logger,
       },
+      {
+        ...(typeof p.dst === 'string' ? { destinationAgent: p.dst } : p.dst.agent !== undefined ? { destinationAgent: p.dst.agent } : {}),
+        policy: policy.policy,
+        guestRamBytes: info.maxMemKiB * 1024,
+        postcopy,
+      },
       () => dst.release(),
     );
     // With a controller, the requested downtime is its starting point (see controllers.ts).
@@ -143,7 +149,9 @@ export function vmVerbs(ctx: AgentContext): Verbs {
     'VM.migrationCreate': async (req, caller) => {
       const here = await localHost(ctx);
       const conn = await ctx.libvirt.get().catch((e: unknown) => Promise.reject(libvirtFailure(e, 'connecting to libvirt')));
-      const running = (await conn.listAllDomains()).some((d) => d.uuid === req.vmUuid && d.active);
+      // A restarted source re-admits a migration already under way: the incoming copy here exists,
+      // paused; only a copy already running refuses it.
+      const running = (await conn.listAllDomains()).some((d) => d.uuid === req.vmUuid && d.active && (!req.resume || d.state === DomainState.RUNNING));
       const admission = ctx.desk.admit(req, here, running);
       // The source agent holds this connection for the whole migration: if it goes away (ended,
       // crashed, or already gone while we looked), the slot is freed without waiting for VM.migrationEnd.
