@@ -24,11 +24,19 @@ export async function labAgentTls(labDir: string, host: string): Promise<TlsMate
   return { ca: ca.cert, ...own };
 }
 
-/** A client certificate with role `manager` (operator) or `reader`. */
+const clientName = (role: 'manager' | 'reader'): string => (role === 'manager' ? 'operator' : 'reader');
+
+/** Where the client certificate of `role` is (whether or not it has been made yet). */
+export function labClientTlsPaths(labDir: string, role: 'manager' | 'reader'): TlsMaterial {
+  const dir = pkiDir(labDir);
+  return { ca: join(dir, 'ca.pem'), ...pair(dir, clientName(role)) };
+}
+
+/** A client certificate with role `manager` (operator) or `reader`, made when missing. */
 export async function labClientTls(labDir: string, role: 'manager' | 'reader'): Promise<TlsMaterial> {
   const dir = pkiDir(labDir);
   const ca = await ensureCa(dir);
-  const name = role === 'manager' ? 'operator' : 'reader';
+  const name = clientName(role);
   const own = await ensureCert(ca, pair(dir, name), { cn: name, ou: defaultRoleOu(role), usage: ['clientAuth'] });
   return { ca: ca.cert, ...own };
 }

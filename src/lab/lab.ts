@@ -1,7 +1,7 @@
 import { existsSync } from 'node:fs';
 import { mkdir, rm } from 'node:fs/promises';
 import { agentSocket, requireDaemonBuilt, startAgent, stopAgent, tcpAccepts } from './agents.js';
-import { labClientTls, labMigrationTls } from './lab-pki.js';
+import { labClientTls, labClientTlsPaths, labMigrationTls } from './lab-pki.js';
 import type { TlsMaterial } from '../common/pki.js';
 import { requireRoot } from './errors.js';
 import { prepareHost, spawnLibvirtd, stopHost, waitLibvirtd } from './host.js';
@@ -195,7 +195,7 @@ export async function labStatus(opts: { dir?: string; progress?: boolean } = {})
   const dir = labDir(opts.dir);
   const s = await readState(dir);
   if (!s) return { dir, up: false, hosts: [] };
-  const base = info(s, await labClientTls(dir, 'manager'));
+  const base = info(s, labClientTlsPaths(dir, 'manager'));
   const hosts = await Promise.all(
     s.hosts.map(async (h, i): Promise<LabHostStatus> => {
       const libvirtdRunning = await isAlive(h.libvirtdPid);
