@@ -18,6 +18,7 @@ export const ErrorCodes = {
   INVALID_POLICY: 1013,
   PERMISSION_DENIED: 1014,
   TOO_MANY_REQUESTS: 1015,
+  MEASUREMENT_FAILED: 1016,
 } as const;
 
 export type ErrorName = keyof typeof ErrorCodes;

@@ -23,6 +23,7 @@ const ERROR_TEXT: Record<ErrorName, string> = {
   INVALID_POLICY: 'the policy is unknown or invalid; the message names the field',
   PERMISSION_DENIED: "the caller's roles (from its certificate subject) do not allow this verb",
   TOO_MANY_REQUESTS: 'too many requests in flight on this connection; retry when answers arrive',
+  MEASUREMENT_FAILED: "QEMU's dirty-rate measurement gave no result in time (e.g. one was already running)",
 };
 
 /** Any verb may answer these: they come from the connection, not from the verb. */
