@@ -11,6 +11,7 @@ DEBS=(
   util-linux iproute2 procps
   prometheus systemd
   systemd-container debootstrap
+  busybox-static stress-ng
 )
 
 missing=()

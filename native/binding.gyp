@@ -6,6 +6,7 @@
         "src/runtime.cc",
         "src/connection.cc",
         "src/domain.cc",
+        "src/dirtyrate.cc",
         "src/addon.cc"
       ],
       "include_dirs": [

@@ -26,6 +26,8 @@ Napi::Function NativeDomain::Define(Napi::Env env) {
                          InstanceMethod<&NativeDomain::MigrateSetMaxSpeed>("migrateSetMaxSpeed"),
                          InstanceMethod<&NativeDomain::MigrateStartPostCopy>("migrateStartPostCopy"),
                          InstanceMethod<&NativeDomain::QemuMonitorCommand>("qemuMonitorCommand"),
+                         InstanceMethod<&NativeDomain::StartDirtyRateCalc>("startDirtyRateCalc"),
+                         InstanceMethod<&NativeDomain::GetDirtyRateStats>("getDirtyRateStats"),
                      });
 }
 

@@ -3,6 +3,7 @@
 // verb implementations are typed by them, so the three cannot drift apart.
 import { z } from 'zod';
 import { AdmissionEndSchema, AdmissionRequestSchema } from './admission.js';
+import { EstimateParamsSchema, EstimateResultSchema } from './estimate.js';
 import type { ErrorName } from './errors.js';
 import { ChangeParamsSchema, MigrateParamsSchema, SubscribeSchema, VmRefSchema, type Topic } from './params.js';
 import {
@@ -38,6 +39,12 @@ export const CATALOG = {
     MigrateParamsSchema,
     MigrateResultSchema,
     ['INVALID_PARAMS', 'INVALID_POLICY', 'VM_NOT_FOUND', 'VM_NOT_RUNNING', 'MIGRATION_IN_PROGRESS', 'TOO_MANY_MIGRATIONS', 'DESTINATION_UNREACHABLE', 'DESTINATION_REFUSED', 'SAME_HOST', 'LIBVIRT_ERROR', 'STATE_WRITE_FAILED'],
+  ),
+  'VM.estimateMigration': verb(
+    'Predict a migration before anything is copied: measures the dirty rate (a few seconds), simulates the policy and stock auto-converge',
+    EstimateParamsSchema,
+    EstimateResultSchema,
+    ['INVALID_PARAMS', 'INVALID_POLICY', 'VM_NOT_FOUND', 'VM_NOT_RUNNING', 'MEASUREMENT_FAILED', 'LIBVIRT_ERROR'],
   ),
   'VM.migrateStatus': verb('Status of the latest migration of a VM (kept after it ends)', VmRefSchema, MigrationStatusSchema, ['INVALID_PARAMS', 'NO_MIGRATION']),
   'VM.migrateCancel': verb('Cancel a running migration; the VM keeps running on the source. Returns the final status', VmRefSchema, MigrationStatusSchema, ['INVALID_PARAMS', 'NO_MIGRATION', 'NOT_CANCELLABLE', 'LIBVIRT_ERROR']),

@@ -19,6 +19,7 @@ export const ErrorCodes = {
   PERMISSION_DENIED: 1014,
   TOO_MANY_REQUESTS: 1015,
   STATE_WRITE_FAILED: 1016,
+  MEASUREMENT_FAILED: 1017,
 } as const;
 
 export type ErrorName = keyof typeof ErrorCodes;

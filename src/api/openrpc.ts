@@ -24,6 +24,7 @@ const ERROR_TEXT: Record<ErrorName, string> = {
   PERMISSION_DENIED: "the caller's roles (from its certificate subject) do not allow this verb",
   TOO_MANY_REQUESTS: 'too many requests in flight on this connection; retry when answers arrive',
   STATE_WRITE_FAILED: 'the agent could not record the migration in its state directory; nothing was started',
+  MEASUREMENT_FAILED: "QEMU's dirty-rate measurement gave no result in time (e.g. one was already running)",
 };
 
 /** Any verb may answer these: they come from the connection, not from the verb. */

@@ -4,6 +4,7 @@ import { readGuestStatus } from '../lab/guest-progress.js';
 import { labDown, labStatus, labUp, type LabInfo, type LabStatus } from '../lab/lab.js';
 import { HOST_NAMES, hostPlan, labDir, portBase, type HostName } from '../lab/paths.js';
 import { LabError } from '../lab/errors.js';
+import type { LinuxLoad } from '../lab/linux-plan.js';
 
 function int(name: string) {
   return (v: string): number => {
@@ -105,18 +106,32 @@ export function registerLabCommands(program: Command): void {
 
   lab
     .command('guest')
-    .description('build the dirtying guest kernel if needed and start a guest on a lab host')
+    .description('start a guest on a lab host: the dirtying guest (built from source), or --kind linux (Debian kernel + stress-ng)')
+    .addOption(new Option('--kind <kind>', 'dirtying (multiboot, page counter) or linux (Debian kernel, stress-ng)').choices(['dirtying', 'linux']).default('dirtying'))
     .addOption(new Option('--host <host>', 'lab host').default('a').argParser(hostOpt))
     .requiredOption('--name <name>', 'domain name')
     .option('--ram <MiB>', 'guest RAM', int('ram'), 1024)
     .option('--ws <MiB>', 'working set dirtied by the guest', int('ws'), 64)
-    .option('--rate <MiB/s>', 'dirty-rate ceiling, 0 = unlimited', int('rate'), 0)
+    .option('--rate <MiB/s>', 'dirty-rate ceiling, 0 = unlimited (linux: stress-ng write rate in MB/s, 0 = idle)', int('rate'), 0)
     .option('--vcpus <n>', 'vCPUs (the guest uses vCPU 0 only)', int('vcpus'), 1)
     .option('--report <ms>', 'serial progress line interval, 0 = off', int('report'), 1000)
+    .addOption(new Option('--load <load>', 'linux: steady, phases (idle -> heavy -> idle) or bursty').choices(['steady', 'phases', 'bursty']).default('steady'))
+    .option('--idle <s>', 'linux: idle before/after the heavy phase, or between bursts', int('idle'))
+    .option('--heavy <s>', 'linux: length of the heavy phase or of a burst', int('heavy'))
+    .option('--window <s>', 'linux: report window (default: long enough for 3 rewrites of ws)', int('window'))
     .option('--persistent', 'define + start instead of a transient domain')
     .option('--json', 'print machine-readable JSON')
     .action(
-      action(async (o: { host: HostName; name: string; ram: number; ws: number; rate: number; vcpus: number; report: number; persistent?: boolean; json?: boolean }, cmd: Command) => {
+      action(async (o: { kind: 'dirtying' | 'linux'; host: HostName; name: string; ram: number; ws: number; rate: number; vcpus: number; report: number; load: LinuxLoad; idle?: number; heavy?: number; window?: number; persistent?: boolean; json?: boolean }, cmd: Command) => {
+        if (o.kind === 'linux') {
+          const g = await defineGuest({ kind: 'linux', host: o.host, name: o.name, ramMiB: o.ram, wsMiB: o.ws, rateMiB: o.rate, vcpus: o.vcpus, load: o.load, idleSec: o.idle, heavySec: o.heavy, windowSec: o.window, persistent: !!o.persistent });
+          if (wantsJson(cmd)) out(g);
+          else {
+            console.log(`linux guest ${g.name} running on host ${g.host}: ram ${g.ramMiB} MiB, kernel ${g.kernelPackage}, cmdline "${g.cmdline}"`);
+            console.log(`  work (VMWORK lines): ${g.serialLog}`);
+          }
+          return;
+        }
         const g = await defineGuest({ host: o.host, name: o.name, ramMiB: o.ram, wsMiB: o.ws, rateMiB: o.rate, vcpus: o.vcpus, reportMs: o.report, persistent: !!o.persistent });
         if (wantsJson(cmd)) out(g);
         else {

@@ -5,7 +5,8 @@ import { readTlsPaths, TlsFileError, type TlsPem } from '../client/tls.js';
 import type { MigrateParams } from '../api/params.js';
 import { isMigrationActive } from '../api/results.js';
 import { followMigration } from './follow.js';
-import { statusLine } from './format.js';
+import { estimateLines, statusLine } from './format.js';
+import type { EstimateParams } from '../api/estimate.js';
 import { registerLabCommands } from './lab.js';
 import { registerPkiCommands } from './pki.js';
 import { DEMO_DEFAULTS, runDemo } from './demo.js';
@@ -144,6 +145,22 @@ export function buildProgram(): Command {
           s = await followMigration(c, s.vmId, s.migrationId, { bar: !g.json && process.stdout.isTTY === true, quiet: g.json === true });
         }
         print(g, s, () => statusLine(s));
+      }),
+    );
+
+  program
+    .command('estimate')
+    .description("predict a migration before it starts: measures the VM's dirty rate (about 5 s), simulates the policy and stock auto-converge")
+    .argument('<vm>', 'VM name or UUID')
+    .option('--bandwidth <MiB/s>', 'bandwidth cap the migration would have', positiveInt)
+    .option('--policy <name|json>', 'convergence policy: a built-in name or a JSON object', policyArg)
+    .action((vm: string, o: { bandwidth?: number; policy?: EstimateParams['policy'] }) =>
+      withClient(program, async (c, g) => {
+        const params: EstimateParams = { vmId: vm };
+        if (o.bandwidth !== undefined) params.bandwidth = o.bandwidth;
+        if (o.policy !== undefined) params.policy = o.policy;
+        const e = await c.estimateMigration(params);
+        print(g, e, () => estimateLines(e));
       }),
     );
 

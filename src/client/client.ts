@@ -15,6 +15,7 @@ import type {
 } from '../api/results.js';
 import type { AdmissionRequest, AdmissionResult } from '../api/admission.js';
 import type { ChangeParams } from '../api/params.js';
+import type { EstimateParams, EstimateResult } from '../api/estimate.js';
 
 /** A JSON-RPC error answer from the agent: `code` and `name` are stable, see src/api/errors.ts. */
 export class RpcError extends Error {
@@ -191,6 +192,10 @@ export class AgentClient extends EventEmitter<ClientEvents> {
   }
   migrate(params: MigrateParams): Promise<MigrateResult> {
     return this.call('VM.migrate', params);
+  }
+  /** Measures the guest's dirty rate (a few seconds) and forecasts the migration; nothing is copied. */
+  estimateMigration(params: EstimateParams): Promise<EstimateResult> {
+    return this.call('VM.estimateMigration', params);
   }
   migrateStatus(params: VmRef): Promise<MigrationStatus> {
     return this.call('VM.migrateStatus', params);

@@ -4,3 +4,4 @@ export { ErrorCodes, type ErrorName } from '../api/errors.js';
 export type * from '../api/params.js';
 export type * from '../api/results.js';
 export type * from '../api/admission.js';
+export type * from '../api/estimate.js';

@@ -10,6 +10,7 @@ import { LibvirtLink } from './libvirt-link.js';
 import { MigrationLedger } from '../migration/ledger.js';
 import { adoptRecorded } from './orphans.js';
 import { startRpcServer, type RefusedHook, type RpcLimits, type RpcServer } from './rpc/server.js';
+import { estimateVerbs } from './verbs/estimate.js';
 import { eventVerbs } from './verbs/events.js';
 import { hostVerbs } from './verbs/host.js';
 import { vmVerbs } from './verbs/vm.js';
@@ -70,7 +71,7 @@ export async function startAgent(opts: AgentOptions): Promise<Agent> {
     roles: opts.settings.roles,
     localSocket: opts.localSocket ?? null,
     limits: opts.limits,
-    verbs: { ...hostVerbs(context), ...vmVerbs(context), ...eventVerbs() },
+    verbs: { ...hostVerbs(context), ...vmVerbs(context), ...estimateVerbs(context), ...eventVerbs() },
     logger: opts.logger,
     ...(opts.onRefused ? { onRefused: opts.onRefused } : {}),
   });

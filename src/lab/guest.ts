@@ -5,6 +5,7 @@ import { LabError } from './errors.js';
 import { ensureGuestKernel } from './guest-build.js';
 import { PROGRESS_ADDR } from './guest-progress.js';
 import { guestCmdline, guestXml } from './guest-xml.js';
+import { defineLinuxGuest, type DefineLinuxGuestOptions, type LinuxGuestInfo } from './linux-guest.js';
 import { guestDir, HOST_NAMES, hostPlan, labDir, portBase, type HostName } from './paths.js';
 import { virsh } from './virsh.js';
 
@@ -38,8 +39,18 @@ export interface GuestInfo {
   vcpus: number;
 }
 
-/** Builds the guest kernel if needed, then defines and starts the guest on a lab host. */
-export async function defineGuest(opts: DefineGuestOptions): Promise<GuestInfo> {
+/** Builds the guest kernel if needed, then defines and starts the guest on a lab host.
+ * `kind: 'linux'`: the Linux guest of ./linux-guest.ts instead of the dirtying guest. */
+export async function defineGuest(opts: DefineGuestOptions & { kind?: 'dirtying' }): Promise<GuestInfo>;
+export async function defineGuest(opts: DefineLinuxGuestOptions & { kind: 'linux' }): Promise<LinuxGuestInfo>;
+export async function defineGuest(
+  opts: (DefineGuestOptions & { kind?: 'dirtying' }) | (DefineLinuxGuestOptions & { kind: 'linux' }),
+): Promise<GuestInfo | LinuxGuestInfo> {
+  if (opts.kind === 'linux') return defineLinuxGuest(opts);
+  return defineDirtyingGuest(opts);
+}
+
+async function defineDirtyingGuest(opts: DefineGuestOptions): Promise<GuestInfo> {
   const dir = labDir(opts.dir);
   const host = opts.host ?? 'a';
   if (!HOST_NAMES.includes(host)) throw new LabError(`unknown host ${host}`);

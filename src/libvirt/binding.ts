@@ -12,6 +12,7 @@ import type {
   DomainEvent,
   DomainInfo,
   DomainStateCode,
+  DirtyRateStats,
   DomainSummary,
   JobStats,
   MigrateParams,
@@ -190,6 +191,12 @@ class DomainImpl implements Domain {
     const reply = await call(() => this.native.qemuMonitorCommand(command, hmp));
     if (!hmp) checkQmpReply(command, reply);
     return reply;
+  }
+  startDirtyRateCalc(seconds: number, flags = 0): Promise<void> {
+    return call(() => this.native.startDirtyRateCalc(seconds, flags));
+  }
+  getDirtyRateStats(): Promise<DirtyRateStats> {
+    return call(() => this.native.getDirtyRateStats());
   }
 }
 

@@ -69,6 +69,12 @@ class FakeDomain implements Domain {
     this.calls.push(`qmp ${cmd}`);
     return this.failQmp ? Promise.reject(new Error('QMP error')) : Promise.resolve('{"return":{}}');
   }
+  startDirtyRateCalc(): Promise<void> {
+    return Promise.resolve();
+  }
+  getDirtyRateStats(): Promise<Record<string, number>> {
+    return Promise.resolve({});
+  }
   complete(): void {
     this.endMigration?.();
   }

@@ -9,6 +9,7 @@ import type { Capabilities, MigrationStatus } from '../../src/api/results.js';
 import type { AgentContext } from '../../src/daemon/context.js';
 import { hostVerbs } from '../../src/daemon/verbs/host.js';
 import { vmVerbs } from '../../src/daemon/verbs/vm.js';
+import { estimateVerbs } from '../../src/daemon/verbs/estimate.js';
 import { eventVerbs } from '../../src/daemon/verbs/events.js';
 
 // Compile-time: the documented result schemas and the TypeScript types are the same shape.
@@ -27,7 +28,7 @@ test('docs/openrpc.json is what the verb catalog generates (run `npm run openrpc
 
 test('the server implements exactly the documented verbs', () => {
   const ctx = {} as AgentContext; // the verb tables are built without touching the context
-  const served = Object.keys({ ...hostVerbs(ctx), ...vmVerbs(ctx), ...eventVerbs() }).sort();
+  const served = Object.keys({ ...hostVerbs(ctx), ...vmVerbs(ctx), ...estimateVerbs(ctx), ...eventVerbs() }).sort();
   assert.deepEqual(served, Object.keys(CATALOG).sort());
 });
 

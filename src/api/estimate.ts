@@ -1,0 +1,47 @@
+// VM.estimateMigration: parameters and result. The result embeds the simulator's forecast.
+import { z } from 'zod';
+import { MAX_BANDWIDTH_MIBPS } from '../controller/bounds.js';
+
+export const EstimateParamsSchema = z.strictObject({
+  vmId: z.string().min(1, 'must be a VM name or UUID').max(256),
+  /** MiB/s the migration would be capped at; default: the agent's estimate of the achievable rate */
+  bandwidth: z.number().int().positive().max(MAX_BANDWIDTH_MIBPS).optional(),
+  /** as for VM.migrate; default: the agent's default policy */
+  policy: z.union([z.string(), z.record(z.string(), z.unknown())]).optional(),
+});
+export type EstimateParams = z.input<typeof EstimateParamsSchema>;
+
+const PredictionSchema = z.strictObject({
+  policy: z.string(),
+  completed: z.boolean(),
+  postcopy: z.boolean(),
+  timeSec: z.number(),
+  iterations: z.number().int(),
+  peakThrottle: z.number(),
+  guestWorkLostSec: z.number(),
+  downtimeMs: z.number().nullable(),
+});
+
+export const EstimateResultSchema = z.strictObject({
+  vmId: z.string(),
+  vmName: z.string(),
+  measured: z.strictObject({
+    /** page-sampling dirty rate over the short period, MiB/s */
+    dirtyRateMiBps: z.number(),
+    /** working set the simulation assumed, MiB */
+    workingSetMiB: z.number(),
+    /** false: the working set was larger than the long period showed; the whole RAM was assumed */
+    workingSetMeasured: z.boolean(),
+    ramMiB: z.number(),
+    bandwidthMiBps: z.number(),
+    /** how long the measurement took, ms */
+    measureMs: z.number(),
+  }),
+  /** plain pre-copy would finish without any throttle */
+  convergesWithoutThrottle: z.boolean(),
+  /** the forecast for the policy asked for */
+  prediction: PredictionSchema,
+  /** the forecast for QEMU's stock auto-converge */
+  stock: PredictionSchema,
+});
+export type EstimateResult = z.input<typeof EstimateResultSchema>;

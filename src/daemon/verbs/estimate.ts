@@ -1,0 +1,61 @@
+// VM.estimateMigration: measure the guest's dirty rate with QEMU's page sampling (two periods: the
+// rate, and whether the working set is smaller than a longer period reveals), then forecast the
+// migration with the calibrated simulator for the chosen policy and for stock auto-converge.
+import type { EstimateResult } from '../../api/estimate.js';
+import { AgentError } from '../../api/errors.js';
+import type { VerbParams } from '../../api/catalog.js';
+import type { Policy } from '../../controller/policy.js';
+import { DirtyRateError, measureDirtyRate } from '../../libvirt/dirty-rate.js';
+import { DomainState, type Domain } from '../../libvirt/types.js';
+import { predictMigration, workingSetFrom } from '../../simulator/predict.js';
+import type { AgentContext } from '../context.js';
+import { findDomain, libvirtFailure } from '../vm-lookup.js';
+import type { Verbs } from './types.js';
+import { stateName } from './vm.js';
+
+/** Migration throughput when no bandwidth is given: QEMU's stream was CPU-bound at 60-130 MiB/s in
+ *  the lab (docs/lab.md); the middle of that range. */
+export const DEFAULT_ESTIMATE_BANDWIDTH_MIBPS = 100;
+/** page-sampling periods, s: the short one gives the rate, the long one bounds the working set */
+export const SHORT_PERIOD_SEC = 1;
+export const LONG_PERIOD_SEC = 3;
+
+async function measure(domain: Domain, seconds: number): Promise<number> {
+  try {
+    return (await measureDirtyRate(domain, seconds)).mibPerSec;
+  } catch (err) {
+    if (err instanceof DirtyRateError) throw new AgentError('MEASUREMENT_FAILED', err.message, { vmId: domain.uuid, kind: err.kind });
+    throw libvirtFailure(err, `measuring the dirty rate of ${domain.name}`);
+  }
+}
+
+async function estimate(ctx: AgentContext, p: VerbParams<'VM.estimateMigration'>): Promise<EstimateResult> {
+  const policy = ctx.controllers.resolve(p.policy).policy as Policy;
+  const conn = await ctx.libvirt.get().catch((e: unknown) => Promise.reject(libvirtFailure(e, 'connecting to libvirt')));
+  const domain = await findDomain(conn, p.vmId);
+  const [{ state }, info] = await Promise.all([domain.getState(), domain.getInfo()]).catch((e: unknown) => Promise.reject(libvirtFailure(e, `reading VM ${domain.name}`)));
+  if (state !== DomainState.RUNNING) {
+    throw new AgentError('VM_NOT_RUNNING', `VM ${domain.name} is ${stateName(state)}: its dirty rate cannot be measured`, { vmId: domain.uuid, state: stateName(state) });
+  }
+  const started = performance.now();
+  const shortMiBps = await measure(domain, SHORT_PERIOD_SEC);
+  const longMiBps = await measure(domain, LONG_PERIOD_SEC);
+  const measureMs = Math.round(performance.now() - started);
+  const ramMiB = Math.round(info.maxMemKiB / 1024);
+  const ws = workingSetFrom({ shortMiBps, longMiBps, longSec: LONG_PERIOD_SEC, ramMiB });
+  const bandwidthMiBps = p.bandwidth ?? policy.bandwidthMiBps ?? DEFAULT_ESTIMATE_BANDWIDTH_MIBPS;
+  const forecast = predictMigration({ ramMiB, dirtyMiBps: shortMiBps, workingSetMiB: ws.workingSetMiB, bandwidthMiBps }, policy);
+  ctx.logger.info({ vm: domain.name, shortMiBps, longMiBps, workingSetMiB: ws.workingSetMiB, bandwidthMiBps, policy: policy.name, forecast }, 'migration estimated');
+  return {
+    vmId: domain.uuid,
+    vmName: domain.name,
+    measured: { dirtyRateMiBps: shortMiBps, workingSetMiB: ws.workingSetMiB, workingSetMeasured: ws.bounded, ramMiB, bandwidthMiBps, measureMs },
+    convergesWithoutThrottle: forecast.convergesWithoutThrottle,
+    prediction: forecast.prediction,
+    stock: forecast.stock,
+  };
+}
+
+export function estimateVerbs(ctx: AgentContext): Verbs {
+  return { 'VM.estimateMigration': (p) => estimate(ctx, p) };
+}
