@@ -49,7 +49,7 @@ export const MigrationStatusSchema = z.strictObject({
   vmName: z.string(),
   source: z.string(),
   destination: z.string(),
-  state: z.enum(['pending', 'running', 'completed', 'failed', 'cancelled']),
+  state: z.enum(['pending', 'running', 'postcopy-paused', 'completed', 'failed', 'cancelled']),
   progress: z.number().min(0).max(100),
   dataTotal: z.number(),
   dataProcessed: z.number(),
@@ -66,6 +66,14 @@ export const MigrationStatusSchema = z.strictObject({
   policy: z.string(),
   actions: z.array(ActionRecordSchema),
   error: z.strictObject({ code: z.number(), name: z.string(), message: z.string() }).nullable(),
+  vmLocation: z
+    .enum(['source', 'destination', 'paused-source', 'paused-destination', 'unknown'])
+    .nullable()
+    .describe('where the VM was found on both hosts when the migration ended; null while it runs'),
+  paramsRestored: z
+    .boolean()
+    .nullable()
+    .describe('parameters the agent changed were put back and read back equal (true) or different (false); null: nothing to put back'),
 });
 
 export const AdmissionResultSchema = z.strictObject({

@@ -19,11 +19,20 @@ export function createControllerFactory(defaultPolicy: unknown): ControllerFacto
         throw asAgentError(err);
       }
       const chosen = policy;
-      return { name: policy.name, allowPostcopy: policy.allowPostcopy, completionTimeoutMs: (ram) => completionTimeoutMs(chosen, ram), policy };
+      return {
+        name: policy.name,
+        allowPostcopy: policy.allowPostcopy,
+        completionTimeoutMs: (ram) => completionTimeoutMs(chosen, ram),
+        transferStallMs: policy.transferStallSec * 1000,
+        postcopyRecoveryMs: policy.postcopyRecoverySec * 1000,
+        policy,
+      };
     },
     create(resolved, request) {
-      const chosen = resolved.policy as Policy;
-      if (!chosen.steer) return null;
+      const resolvedPolicy = resolved.policy as Policy;
+      if (!resolvedPolicy.steer) return null;
+      // Post-copy asked for with VM.migrate (`postcopy: true`) is post-copy the controller may use.
+      const chosen = request.postcopyEnabled && !resolvedPolicy.allowPostcopy ? { ...resolvedPolicy, allowPostcopy: true } : resolvedPolicy;
       // A downtime limit asked for with VM.migrate is where the controller starts from.
       const policy = request.downtimeLimitMs !== undefined ? startingFrom(chosen, request.downtimeLimitMs) : chosen;
       // libvirt sets these when the migration starts (plan.ts): QEMU's values before any action

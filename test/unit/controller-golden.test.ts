@@ -96,7 +96,9 @@ function grid(): Run[] {
     ['ceiling-0', resolvePolicy({ maxThrottle: 0 })],
     ['pw-downtime-bandwidth', resolvePolicy({ base: 'protect-workload', downtimeMs: 200, bandwidthMiBps: 95 })],
     ['no-steps-no-postcopy', resolvePolicy({ downtimeSteps: 0, allowPostcopy: false })],
-    ['prefer-postcopy', resolvePolicy({ preferPostcopy: true, stallWindowIterations: 1 })],
+    ['prefer-postcopy', resolvePolicy({ preferPostcopy: true, stallWindowIterations: 1, allowPostcopy: true })],
+    // built-ins use post-copy only when asked for; this is the default policy when it is
+    ['postcopy-allowed', resolvePolicy({ allowPostcopy: true })],
     ['fast-guess', resolvePolicy({ convergePasses: 2, saturationFactor: 1, minProgress: 0.3 })],
   ];
   const scenarios = [...SCENARIOS, { name: 'bench-moderate', description: '', ramMiB: 1024, workingSetMiB: 256, dirtyMiBps: 150, bandwidthMiBps: 100 }];

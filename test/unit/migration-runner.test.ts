@@ -118,6 +118,10 @@ function start(domain: FakeDomain, controller: ControllerPort | null): { m: Migr
     controller,
     intervalMs: 5,
     sampleTimeoutMs: 1000,
+    transferStallMs: 30_000,
+    postcopyRecoveryMs: 60_000,
+    reacquire: () => Promise.resolve(domain),
+    viewDestination: () => Promise.resolve({ kind: 'unreachable' as const }),
     logger: silent,
   });
   const states: string[] = [];
