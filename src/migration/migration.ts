@@ -7,7 +7,7 @@ import type { Logger } from 'pino';
 import type { Action, ControllerPort } from '../controller/types.js';
 import { AgentError, type ErrorName, ErrorCodes } from '../api/errors.js';
 import { isMigrationActive, type VmLocation } from '../api/results.js';
-import { isConnectionLost } from '../libvirt/errors.js';
+import { isConnectionLost, isNoDomain } from '../libvirt/errors.js';
 import type { Domain, JobStats, MigrateParams as LibvirtMigrateParams } from '../libvirt/types.js';
 import { isJobActive, JobOperation, JobStatsFlags, MigrateFlags } from '../libvirt/types.js';
 import { isTransferStalled, stalledForMs, watchTransfer, type TransferWatch } from '../controller/transfer.js';
@@ -220,14 +220,19 @@ export class Migration extends EventEmitter<MigrationEventMap> {
     return this.domain;
   }
 
-  /** currentDomain(), retried with backoff while libvirt comes back (it restarts in a few seconds). */
+  /** currentDomain() on a connection that answers (a handle on a dropped connection is looked up
+   *  again), retried with backoff while libvirt comes back (it restarts in a few seconds). */
   private async domainWithin(ms: number): Promise<Domain | null> {
     const deadline = Date.now() + ms;
     for (let attempt = 0; ; attempt++) {
       try {
-        return await this.currentDomain();
+        const d = await this.currentDomain();
+        // the VM gone from this host is an answer too (a completed migration of a transient VM)
+        const answers = await d.getState().then(() => true, (e: unknown) => (isNoDomain(e) ? true : Promise.reject(e)));
+        if (answers) return d;
       } catch (err) {
         this.domainStale = true;
+        if (isNoDomain(err)) return null; // gone from this host: nothing to look up
         if (Date.now() > deadline) {
           this.log.error({ event: 'migration.reacquire_failed', err: String(err) }, 'libvirt did not come back');
           return null;
@@ -414,9 +419,7 @@ export class Migration extends EventEmitter<MigrationEventMap> {
     if (err !== null) this.log.info({ event: 'migration.call_failed', err: message, connectionLost: isConnectionLost(err) }, 'libvirt migration call returned an error; checking the VM');
     if (!callSucceeded) {
       const d = await this.domainWithin(RECONNECT_LIMIT_MS);
-      if (d === null) {
-        return this.finish('failed', { name: 'MIGRATION_FAILED', message: `lost libvirt on the source and could not reconnect within ${RECONNECT_LIMIT_MS / 1000} s${message ? ` (${message})` : ''}` }, 'unknown');
-      }
+      if (d === null) return this.finishWhereItIs(message, false); // gone from the source, or libvirt never came back
       const [stats, view] = await Promise.all([d.getJobStats().catch(() => null), viewOf(async () => d)]);
       const phase = postcopyPhase(view);
       if (phase !== 'none') this.postcopyStarted = true;
@@ -465,9 +468,15 @@ export class Migration extends EventEmitter<MigrationEventMap> {
     return this.finishWhereItIs(`post-copy could not be resumed within ${secs} s (policy postcopyRecoverySec)${lastError ? `: ${lastError}` : ''}`, false);
   }
 
+  /** The VM as the source's libvirt sees it now (waiting for libvirt to come back if it restarts). */
+  private async sourceView(): Promise<HostView> {
+    const d = await this.domainWithin(RECONNECT_LIMIT_MS);
+    return viewOf(d === null ? () => this.plan.reacquire() : async () => d);
+  }
+
   /** Look at both hosts, then end the migration with the state that matches where the VM runs. */
   private async finishWhereItIs(message: string | null, callSucceeded: boolean): Promise<void> {
-    const [source, destination] = await Promise.all([viewOf(() => this.currentDomain()), this.plan.viewDestination()]);
+    const [source, destination] = await Promise.all([this.sourceView(), this.plan.viewDestination()]);
     const where = vmLocation(source, destination);
     this.log.info({ event: 'migration.location', vmLocation: where, source, destination }, `VM found: ${where}`);
     if (callSucceeded || where === 'destination') {
