@@ -26,7 +26,8 @@ export const PolicySchema = z
     maxDowntimeMs: z.number().int().min(1).max(MAX_DOWNTIME_MS),
     /** number of steps from downtimeMs to maxDowntimeMs (0: never raise downtime) */
     downtimeSteps: z.number().int().min(0).max(20),
-    /** may switch to post-copy (only effective when the migration was started with post-copy) */
+    /** start migrations with post-copy enabled (VIR_MIGRATE_POSTCOPY) when VM.migrate does not say;
+     *  the controller may switch to post-copy whenever the migration was started with it */
     allowPostcopy: z.boolean(),
     /** escalate to post-copy before raising downtime */
     preferPostcopy: z.boolean(),
@@ -215,3 +216,4 @@ export function patchPolicy(current: Policy, next: PolicyPatch): Policy {
   }
   return validated(merged);
 }
+

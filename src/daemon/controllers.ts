@@ -29,10 +29,8 @@ export function createControllerFactory(defaultPolicy: unknown): ControllerFacto
       };
     },
     create(resolved, request) {
-      const resolvedPolicy = resolved.policy as Policy;
-      if (!resolvedPolicy.steer) return null;
-      // Post-copy asked for with VM.migrate (`postcopy: true`) is post-copy the controller may use.
-      const chosen = request.postcopyEnabled && !resolvedPolicy.allowPostcopy ? { ...resolvedPolicy, allowPostcopy: true } : resolvedPolicy;
+      const chosen = resolved.policy as Policy;
+      if (!chosen.steer) return null;
       // A downtime limit asked for with VM.migrate is where the controller starts from.
       const policy = request.downtimeLimitMs !== undefined ? startingFrom(chosen, request.downtimeLimitMs) : chosen;
       // libvirt sets these when the migration starts (plan.ts): QEMU's values before any action

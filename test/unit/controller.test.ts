@@ -199,8 +199,7 @@ test('escalation in simulation: downtime step, post-copy, abort at timeout', () 
   assert.ok(kinds.includes('set-downtime'), 'a downtime step finishes a small hot set');
   assert.ok(hot.downtimeMs !== null && hot.downtimeMs > 300 && hot.downtimeMs <= 2000);
 
-  // post-copy asked for (the daemon lets the controller use it then)
-  const run = simulate(byName('runaway'), { mode: 'controller', policy: resolvePolicy({ allowPostcopy: true }) });
+  const run = simulate(byName('runaway'), { mode: 'controller' });
   assert.ok(run.completed && run.postcopy);
   const pc = run.actions.findIndex((a) => a.action.type === 'postcopy');
   const ceil = run.actions.findIndex((a) => a.action.type === 'set-throttle' && a.action.params['max-cpu-throttle'] === 99);
