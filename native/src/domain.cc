@@ -285,7 +285,14 @@ Napi::Value NativeDomain::GetJobStats(const Napi::CallbackInfo& info) {
 }
 
 Napi::Value NativeDomain::AbortJob(const Napi::CallbackInfo& info) {
-  return Simple(info.Env(), ds_, [](virDomainPtr d) { return virDomainAbortJob(d); }, "virDomainAbortJob");
+  // flags: virDomainAbortJobFlagsValues (VIR_DOMAIN_ABORT_JOB_POSTCOPY pauses a post-copy migration
+  // so that it can be resumed with VIR_MIGRATE_POSTCOPY_RESUME); 0 keeps the plain abort call.
+  unsigned int flags = static_cast<unsigned int>(ArgUInt(info, 0, "flags", 0, UINT_MAX));
+  if (flags == 0)
+    return Simple(info.Env(), ds_, [](virDomainPtr d) { return virDomainAbortJob(d); }, "virDomainAbortJob");
+  return Simple(
+      info.Env(), ds_, [flags](virDomainPtr d) { return virDomainAbortJobFlags(d, flags); },
+      "virDomainAbortJobFlags");
 }
 
 Napi::Value NativeDomain::MigrateSetMaxDowntime(const Napi::CallbackInfo& info) {

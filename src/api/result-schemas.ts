@@ -49,7 +49,7 @@ export const MigrationStatusSchema = z.strictObject({
   vmName: z.string(),
   source: z.string(),
   destination: z.string(),
-  state: z.enum(['pending', 'running', 'completed', 'failed', 'cancelled']),
+  state: z.enum(['pending', 'running', 'postcopy-paused', 'completed', 'failed', 'cancelled']),
   progress: z.number().min(0).max(100),
   dataTotal: z.number(),
   dataProcessed: z.number(),
@@ -71,6 +71,14 @@ export const MigrationStatusSchema = z.strictObject({
     .strictObject({ adoptedAt: z.string(), steering: z.enum(['resumed', 'unsteered', 'stock']), reason: z.string() })
     .optional()
     .describe('set when an agent restarted mid-migration took it over from its predecessor'),
+  vmLocation: z
+    .enum(['source', 'destination', 'paused-source', 'paused-destination', 'unknown'])
+    .nullable()
+    .describe('where the VM was found on both hosts when the migration ended; null while it runs'),
+  paramsRestored: z
+    .boolean()
+    .nullable()
+    .describe('parameters the agent changed were put back and read back equal (true) or different (false); null: nothing to put back'),
 });
 
 export const AdmissionResultSchema = z.strictObject({

@@ -1,11 +1,17 @@
 // Result shapes of the agent's JSON-RPC verbs, shared by the daemon and the typed client.
 import type { Action } from '../controller/types.js';
 
-export type MigrationState = 'pending' | 'running' | 'completed' | 'failed' | 'cancelled';
+/** `postcopy-paused`: post-copy broke (link or destination); the guest's memory is split between the
+ *  hosts and the agent is resuming it with libvirt's post-copy recovery. */
+export type MigrationState = 'pending' | 'running' | 'postcopy-paused' | 'completed' | 'failed' | 'cancelled';
 
-/** The migration has not ended yet (it may still be cancelled, changed, or followed). */
+/** Where the VM runs once a migration ended, as the agent found it on both hosts:
+ *  `paused-destination` is a post-copy that could not be recovered (the guest's state is there). */
+export type VmLocation = 'source' | 'destination' | 'paused-source' | 'paused-destination' | 'unknown';
+
+/** The migration has not ended yet (it may still be changed or followed; cancelled unless in post-copy). */
 export function isMigrationActive(state: MigrationState): boolean {
-  return state === 'pending' || state === 'running';
+  return state === 'pending' || state === 'running' || state === 'postcopy-paused';
 }
 
 export interface ActionRecord {
@@ -50,6 +56,11 @@ export interface MigrationStatus {
   error: { code: number; name: string; message: string } | null;
   /** set when an agent restarted mid-migration took this migration over from its predecessor */
   adoption?: Adoption;
+  /** where the VM was found when the migration ended (null while it runs) */
+  vmLocation: VmLocation | null;
+  /** the parameters the agent changed were put back on the copy that remains and read back equal
+   *  (true), read back different (false), or there was nothing to put back (null) */
+  paramsRestored: boolean | null;
 }
 
 /** How a restarted agent took over a migration its predecessor started. */

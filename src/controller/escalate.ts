@@ -31,7 +31,7 @@ export interface EscalateInput {
   elapsedMs: number;
   timeoutMs: number;
   postcopyActive: boolean;
-  /** policy allows it and the migration was started with post-copy enabled */
+  /** the migration was started with post-copy enabled, and QEMU has not refused it */
   postcopyPossible: boolean;
   preferPostcopy: boolean;
   /** no progress over the stall window since the last escalation */
@@ -52,7 +52,8 @@ export function escalationInput(m: Readonly<ControllerMemory>, cur: MigrationSam
     elapsedMs: cur.t,
     timeoutMs: m.view.timeoutMs,
     postcopyActive: m.view.phase === 'postcopy',
-    postcopyPossible: m.policy.allowPostcopy && m.postcopyEnabled && !m.postcopyRefused,
+    // started with post-copy = asked for it (VM.migrate `postcopy`, or the policy's allowPostcopy)
+    postcopyPossible: m.postcopyEnabled && !m.postcopyRefused,
     preferPostcopy: m.policy.preferPostcopy,
     stalled: m.view.stalled,
     throttleExhausted: m.reachedCeiling,

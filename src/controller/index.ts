@@ -11,3 +11,4 @@ export { isStalled } from './stall.js';
 export { estimateDirty, passStartBytes, payloadRate, SATURATED_RATIO } from './estimate.js';
 export { throttleNeeded, planThrottle, targetRatio, ceilingGuard } from './throttle.js';
 export { escalate, downtimeSchedule, completionTimeoutMs } from './escalate.js';
+export { watchTransfer, stalledForMs, isTransferStalled, type TransferWatch } from './transfer.js';

@@ -26,7 +26,8 @@ export const PolicySchema = z
     maxDowntimeMs: z.number().int().min(1).max(MAX_DOWNTIME_MS),
     /** number of steps from downtimeMs to maxDowntimeMs (0: never raise downtime) */
     downtimeSteps: z.number().int().min(0).max(20),
-    /** may switch to post-copy (only effective when the migration was started with post-copy) */
+    /** start migrations with post-copy enabled (VIR_MIGRATE_POSTCOPY) when VM.migrate does not say;
+     *  the controller may switch to post-copy whenever the migration was started with it */
     allowPostcopy: z.boolean(),
     /** escalate to post-copy before raising downtime */
     preferPostcopy: z.boolean(),
@@ -38,6 +39,11 @@ export const PolicySchema = z
     completionTimeoutSecPerGiB: z.number().min(1).max(MAX_COMPLETION_TIMEOUT_SEC),
     /** ... but never sooner than this */
     completionTimeoutMinSec: z.number().min(1).max(MAX_COMPLETION_TIMEOUT_SEC),
+    /** abort a pre-copy migration whose stream moved no data at all for this long (a cut link, a
+     *  hung destination); not the slow progress of a guest that does not converge */
+    transferStallSec: z.number().min(1).max(MAX_COMPLETION_TIMEOUT_SEC),
+    /** how long a broken post-copy may stay paused while the agent tries to resume it */
+    postcopyRecoverySec: z.number().min(1).max(MAX_COMPLETION_TIMEOUT_SEC),
     /** optional bandwidth cap to apply, MiB/s */
     bandwidthMiBps: z.number().int().min(1).max(MAX_BANDWIDTH_MIBPS).optional(),
     /** an agent restarted mid-migration could not restore the controller's state: go on unsteered
@@ -59,18 +65,23 @@ const BASE: Omit<Policy, 'name'> = {
   downtimeMs: 300,
   maxDowntimeMs: 2000,
   downtimeSteps: 4,
-  allowPostcopy: true,
+  // Post-copy only when asked for (VM.migrate `postcopy`, or a policy that allows it): once it runs,
+  // a broken link or destination leaves the guest's memory split across two hosts.
+  allowPostcopy: false,
   preferPostcopy: false,
   stallWindowIterations: 3,
   minProgress: 0.1,
   completionTimeoutSecPerGiB: 150,
   completionTimeoutMinSec: 120,
+  transferStallSec: 30,
+  postcopyRecoverySec: 600,
 };
 
 const BUILT_INS = {
-  /** default: finish with small downtime, throttle as much as needed, then downtime, post-copy */
+  /** default: finish with small downtime, throttle as much as needed, then downtime (post-copy if asked for) */
   'minimal-downtime': { ...BASE, name: 'minimal-downtime' },
-  /** keep the guest at half its speed or more (throttle <= 50 %); prefer post-copy over a longer throttle or pause */
+  /** keep the guest at half its speed or more (throttle <= 50 %); when post-copy is asked for, prefer it
+   *  over a longer throttle or pause */
   'protect-workload': {
     ...BASE,
     name: 'protect-workload',
@@ -82,7 +93,7 @@ const BUILT_INS = {
     stallWindowIterations: 2,
     completionTimeoutSecPerGiB: 120,
   },
-  /** finish no matter what: throttle to 99, long downtime steps, post-copy, long timeout */
+  /** finish no matter what: throttle to 99, long downtime steps (post-copy if asked for), long timeout */
   'finish-at-any-cost': {
     ...BASE,
     name: 'finish-at-any-cost',
@@ -208,3 +219,4 @@ export function patchPolicy(current: Policy, next: PolicyPatch): Policy {
   }
   return validated(merged);
 }
+

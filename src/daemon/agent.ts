@@ -48,6 +48,7 @@ export async function startAgent(opts: AgentOptions): Promise<Agent> {
     else if (ev.kind === 'job-completed') manager.onJobCompleted(ev.domainUuid, ev.stats);
   };
   const libvirt = new LibvirtLink(opts.settings.libvirtUri, opts.logger, onEvent);
+  libvirt.onReconnect(() => manager.connectionLost());
   const context: AgentContext = {
     settings: opts.settings,
     version: opts.version,

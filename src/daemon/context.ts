@@ -42,6 +42,10 @@ export interface ResolvedPolicy {
   allowPostcopy: boolean;
   /** when a migration of a guest this large is given up */
   completionTimeoutMs(guestRamBytes: number): number;
+  /** abort a pre-copy migration whose stream moved no data for this long, ms */
+  transferStallMs: number;
+  /** give up resuming a broken post-copy after this long, ms */
+  postcopyRecoveryMs: number;
   /** opaque to the daemon: the controller's own validated policy */
   policy: unknown;
 }

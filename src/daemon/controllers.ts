@@ -19,7 +19,14 @@ export function createControllerFactory(defaultPolicy: unknown): ControllerFacto
         throw asAgentError(err);
       }
       const chosen = policy;
-      return { name: policy.name, allowPostcopy: policy.allowPostcopy, completionTimeoutMs: (ram) => completionTimeoutMs(chosen, ram), policy };
+      return {
+        name: policy.name,
+        allowPostcopy: policy.allowPostcopy,
+        completionTimeoutMs: (ram) => completionTimeoutMs(chosen, ram),
+        transferStallMs: policy.transferStallSec * 1000,
+        postcopyRecoveryMs: policy.postcopyRecoverySec * 1000,
+        policy,
+      };
     },
     create(resolved, request) {
       const chosen = resolved.policy as Policy;

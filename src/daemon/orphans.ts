@@ -14,7 +14,8 @@ import { goneDomain } from '../migration/gone-domain.js';
 import type { LedgerEntry, MigrationLedger } from '../migration/ledger.js';
 import type { MigrationPlan } from '../migration/migration.js';
 import { putBackAndVerify } from '../migration/put-back.js';
-import type { AgentContext } from './context.js';
+import type { AgentContext, ResolvedPolicy } from './context.js';
+import { viewOnHost } from '../migration/probe.js';
 import { destinationRules } from './security/destination-rules.js';
 
 async function findVm(domain: Domain | null): Promise<FoundVm> {
@@ -37,6 +38,18 @@ async function lookup(ctx: AgentContext, uuid: string): Promise<Domain | null> {
     if (isNoDomain(err)) return null;
     throw err;
   }
+}
+
+/** The stall and post-copy limits of the policy the migration started with (its defaults if that
+ *  policy no longer resolves). */
+function runtimeLimits(ctx: AgentContext, entry: LedgerEntry): { transferStallMs: number; postcopyRecoveryMs: number } {
+  let policy: ResolvedPolicy;
+  try {
+    policy = ctx.controllers.resolve(entry.plan.policy);
+  } catch {
+    policy = ctx.controllers.resolve(undefined);
+  }
+  return { transferStallMs: policy.transferStallMs, postcopyRecoveryMs: policy.postcopyRecoveryMs };
 }
 
 /** The controller as its predecessor left it, or why not. */
@@ -118,6 +131,9 @@ async function adoptOne(ctx: AgentContext, ledger: MigrationLedger, entry: Ledge
     policyName: entry.plan.policyName,
     controller,
     ...(controller === null && completionTimeoutMs !== undefined ? { completionTimeoutMs } : {}),
+    ...runtimeLimits(ctx, entry),
+    reacquire: async () => (await ctx.libvirt.get()).lookupByUuid(entry.vmUuid),
+    viewDestination: () => viewOnHost(entry.plan.dconnuri, entry.vmUuid),
     intervalMs: ctx.settings.monitorIntervalMs,
     sampleTimeoutMs: ctx.settings.sampleTimeoutMs,
     logger: ctx.logger,

@@ -175,8 +175,8 @@ class DomainImpl implements Domain {
   getJobStats(flags = 0): Promise<JobStats> {
     return call(() => this.native.getJobStats(flags));
   }
-  abortJob(): Promise<void> {
-    return call(() => this.native.abortJob());
+  abortJob(flags = 0): Promise<void> {
+    return call(() => this.native.abortJob(flags));
   }
   migrateSetMaxDowntime(ms: number): Promise<void> {
     return call(() => this.native.migrateSetMaxDowntime(ms));

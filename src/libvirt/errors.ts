@@ -112,3 +112,14 @@ export function fromNative(e: unknown): unknown {
   if (e instanceof LibvirtError || !isNativeError(e)) return e;
   return new LibvirtError(e.code, e.domain, e.message);
 }
+
+/** The call failed because the connection to libvirtd (or libvirtd's own peer connection) went away:
+ *  the libvirt job it was about may well live on. Code plus libvirt's wording, as libvirt reports
+ *  a dropped socket as an internal or system error ("End of file", "client socket is closed"). */
+export function isConnectionLost(e: unknown): boolean {
+  const code = libvirtCode(e);
+  if (code === ErrorCode.INVALID_CONN || code === ErrorCode.NO_CONNECT) return true;
+  const msg = e instanceof Error ? e.message : '';
+  return /end of file|client socket is closed|connection (is )?closed|disconnected|cannot recv data|broken pipe|connection reset/i.test(msg) &&
+    (code === undefined || code === ErrorCode.INTERNAL_ERROR || code === ErrorCode.SYSTEM_ERROR || code === ErrorCode.RPC);
+}

@@ -34,6 +34,39 @@ export const MigrateFlags = {
   POSTCOPY: 1 << 15,
   TLS: 1 << 16,
   PARALLEL: 1 << 17,
+  /** resume a post-copy migration that failed (paused) once the link is back (libvirt 8.5) */
+  POSTCOPY_RESUME: 1 << 19,
+} as const;
+
+/** virDomainAbortJobFlagsValues. */
+export const AbortJobFlags = {
+  /** interrupt (pause) a post-copy migration instead of aborting it; resumable (libvirt 8.5) */
+  POSTCOPY: 1 << 0,
+} as const;
+
+/** virDomainRunningReason values the agent reads. */
+export const RunningReason = {
+  MIGRATED: 2,
+  MIGRATION_CANCELED: 6,
+  POSTCOPY: 10,
+  POSTCOPY_FAILED: 11,
+} as const;
+
+/** virDomainPausedReason values the agent reads. */
+export const PausedReason = {
+  MIGRATION: 2,
+  POSTCOPY: 12,
+  POSTCOPY_FAILED: 13,
+} as const;
+
+/** virDomainEventType / detail values the agent reads. */
+export const LifecycleEvent = {
+  SUSPENDED: 3,
+  RESUMED: 4,
+  /** VIR_DOMAIN_EVENT_SUSPENDED_POSTCOPY */
+  SUSPENDED_POSTCOPY: 7,
+  /** VIR_DOMAIN_EVENT_SUSPENDED_POSTCOPY_FAILED */
+  SUSPENDED_POSTCOPY_FAILED: 8,
 } as const;
 
 /** Typed parameters for virDomainMigrateToURI3. Keys are libvirt's VIR_MIGRATE_PARAM_* strings. */
@@ -163,7 +196,8 @@ export interface Domain {
   migrateToUri3(dconnuri: string, params: MigrateParams, flags: number): Promise<void>;
   /** flags: JobStatsFlags (the current job, or the last completed one). */
   getJobStats(flags?: number): Promise<JobStats>;
-  abortJob(): Promise<void>;
+  /** flags: AbortJobFlags (POSTCOPY pauses a post-copy migration instead of aborting it) */
+  abortJob(flags?: number): Promise<void>;
   migrateSetMaxDowntime(ms: number): Promise<void>;
   migrateSetMaxSpeed(mibPerSec: number): Promise<void>;
   migrateStartPostCopy(): Promise<void>;

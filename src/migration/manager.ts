@@ -161,6 +161,11 @@ export class MigrationManager extends EventEmitter<MigrationEventMap> {
     return m;
   }
 
+  /** The libvirt connection was lost and re-opened: running migrations look their VMs up again. */
+  connectionLost(): void {
+    for (const m of this.byVm.values()) if (m.active) m.connectionLost();
+  }
+
   onIteration(vmUuid: string): void {
     this.byVm.get(vmUuid)?.poke();
   }

@@ -1,20 +1,29 @@
-// One outgoing migration: starts libvirt's peer-to-peer migration, samples it, feeds the controller,
-// applies its actions, and keeps the status that VM.migrateStatus returns after the end too.
+// One outgoing migration: starts libvirt's peer-to-peer migration (or follows one already running),
+// samples it, feeds the controller, applies its actions, watches the stream for a stall, resumes a
+// broken post-copy, and at the end finds out where the VM runs, puts back the parameters it changed
+// on the copy that remains, and keeps the status that VM.migrateStatus returns after the end too.
 import { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
 import type { Action, ControllerPort } from '../controller/types.js';
 import { AgentError, type ErrorName, ErrorCodes } from '../api/errors.js';
-import { isMigrationActive } from '../api/results.js';
+import { isMigrationActive, type VmLocation } from '../api/results.js';
+import { isConnectionLost, isNoDomain } from '../libvirt/errors.js';
 import type { Domain, JobStats, MigrateParams as LibvirtMigrateParams } from '../libvirt/types.js';
-import { isJobActive, JobStatsFlags, MigrateFlags } from '../libvirt/types.js';
+import { isJobActive, JobOperation, JobStatsFlags, MigrateFlags } from '../libvirt/types.js';
+import { isTransferStalled, stalledForMs, watchTransfer, type TransferWatch } from '../controller/transfer.js';
 import { applyAction } from './effects.js';
-import { startMonitor, type Monitor } from './monitor.js';
+import { postcopyPhase, vmLocation, type HostView } from './location.js';
+import { startMonitor, SampleTimeoutError, type Monitor } from './monitor.js';
+import { baselineRestoreActions, type QemuMigrationParams } from './params.js';
+import { viewOf } from './probe.js';
 import { progressPercent } from './progress.js';
+import { readMigrationParams, restoreAndVerify } from './restore.js';
 import { sampleFromJobStats, type MigrationSample } from '../controller/sample.js';
 import type { ActionRecord, MigrationEventMap, MigrationState, MigrationStatus } from './status.js';
 
 export interface MigrationPlan {
   migrationId: string;
+  /** the VM on the source, on the agent's libvirt connection */
   domain: Domain;
   vmUuid: string;
   vmName: string;
@@ -27,12 +36,26 @@ export interface MigrationPlan {
   controller: ControllerPort | null;
   /** without a controller (stock policy): abort after this long, so nothing runs throttled for ever */
   completionTimeoutMs?: number;
+  /** abort a pre-copy migration whose stream moved no data for this long (policy transferStallSec) */
+  transferStallMs: number;
+  /** give up resuming a broken post-copy after this long (policy postcopyRecoverySec) */
+  postcopyRecoveryMs: number;
   intervalMs: number;
   sampleTimeoutMs: number;
+  /** a fresh handle on the VM by UUID, after the libvirt connection was lost (re-opens it as needed) */
+  reacquire: () => Promise<Domain>;
+  /** the VM as the destination host's libvirt sees it, to tell where the VM stands at the end */
+  viewDestination: () => Promise<HostView>;
   logger: Logger;
   /** when the migration started, if before this object (adopted from a predecessor agent); epoch ms */
   startedAtMs?: number;
 }
+
+/** How long a lost libvirt connection may take to come back before the agent gives up following. */
+const RECONNECT_LIMIT_MS = 60_000;
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+/** Delay before post-copy resume attempt `n`: 1 s doubling, at most 5 s. */
+const resumeDelayMs = (n: number): number => Math.min(5_000, 1_000 * 2 ** Math.min(n, 3));
 
 export class Migration extends EventEmitter<MigrationEventMap> {
   readonly status: MigrationStatus;
@@ -40,11 +63,25 @@ export class Migration extends EventEmitter<MigrationEventMap> {
   private readonly plan: MigrationPlan;
   private readonly log: Logger;
   private readonly startedMs: number;
+  private domain: Domain;
+  /** the handle's connection was lost: look the VM up again before the next call */
+  private domainStale = false;
   private monitor: Monitor | null = null;
   private cancelRequested = false;
   private policyAbort: string | null = null;
   private actionChain: Promise<void> = Promise.resolve();
   private resolveDone!: (s: MigrationStatus) => void;
+  /** a virDomainMigrateToURI3 call of ours is in flight: its return ends (or pauses) the migration */
+  private callPending = false;
+  /** the end is being worked out (settle) or written (finish): no new actions from now on */
+  private settling = false;
+  private finishing = false;
+  /** post-copy switched over: the guest's state is on the destination, nothing can cancel it */
+  private postcopyStarted = false;
+  private transfer: TransferWatch | null = null;
+  /** parameters changed without a controller (stock policy), and their values before the first change */
+  private readonly externalChanges: Action[] = [];
+  private baseline: QemuMigrationParams | null = null;
   /** libvirt's job-completed event; may arrive just before or just after the migrate call returns */
   private completedStats: JobStats | null = null;
   private completedWaiter: (() => void) | null = null;
@@ -53,6 +90,7 @@ export class Migration extends EventEmitter<MigrationEventMap> {
     super();
     this.plan = plan;
     this.startedMs = plan.startedAtMs ?? Date.now();
+    this.domain = plan.domain;
     this.log = plan.logger.child({ migrationId: plan.migrationId, vmId: plan.vmUuid, vmName: plan.vmName });
     this.status = {
       migrationId: plan.migrationId,
@@ -79,6 +117,8 @@ export class Migration extends EventEmitter<MigrationEventMap> {
       policy: plan.policyName,
       actions: [],
       error: null,
+      vmLocation: null,
+      paramsRestored: null,
     };
     this.done = new Promise((resolve) => (this.resolveDone = resolve));
   }
@@ -87,32 +127,74 @@ export class Migration extends EventEmitter<MigrationEventMap> {
     return isMigrationActive(this.status.state);
   }
 
-  /** Start in the background; the outcome arrives through events and `done`. `follow`: the job
-   *  already runs (a predecessor agent started it): wait for its end instead of starting it. */
+  /** Start libvirt's migration in the background; the outcome arrives through events and `done`.
+   *  `follow`: the job already runs (a predecessor agent started it): wait for its end instead of
+   *  starting it; it resolves or rejects as the migrate call would. */
   start(follow?: () => Promise<void>): void {
     if (!follow) this.log.info({ event: 'migration.start', destination: this.plan.destination, flags: this.plan.flags }, 'migration starting');
     this.emit('state', this.snapshot());
+    this.startMonitoring();
+    if (follow) this.awaitEnd(follow);
+    else this.callMigrate(this.plan.flags);
+  }
+
+  /**
+   * Follow a migration libvirt already runs without a call of ours (an agent restarted, or a lost
+   * connection): sample and steer it until its job ends, then settle where the VM stands.
+   */
+  attach(): void {
+    this.log.info({ event: 'migration.attach', destination: this.plan.destination }, 'following a running migration');
+    this.emit('state', this.snapshot());
+    this.startMonitoring();
+  }
+
+  private startMonitoring(): void {
+    const watchesPostcopy = (this.plan.flags & MigrateFlags.POSTCOPY) !== 0;
     this.monitor = startMonitor({
       intervalMs: this.plan.intervalMs,
       timeoutMs: this.plan.sampleTimeoutMs,
-      sample: () => this.plan.domain.getJobStats(),
-      onSample: (stats) => this.onSample(sampleFromJobStats(stats, Date.now() - this.startedMs)),
-      onError: (err) => this.log.debug({ event: 'migration.sample_error', err: err.message }, 'job statistics unavailable'),
+      sample: async () => {
+        const d = await this.currentDomain();
+        // with post-copy enabled, the domain state tells when it switched over or broke
+        const [stats, view] = await Promise.all([d.getJobStats(), watchesPostcopy ? viewOf(async () => d) : Promise.resolve(null)]);
+        return { stats, view };
+      },
+      onSample: ({ stats, view }) => this.onSample(stats, view),
+      onError: (err) => this.onSampleError(err),
     });
-    (follow ? follow() : this.plan.domain.migrateToUri3(this.plan.dconnuri, this.plan.params, this.plan.flags))
+  }
+
+  private callMigrate(flags: number): void {
+    const d = this.domain;
+    this.awaitEnd(() => d.migrateToUri3(this.plan.dconnuri, this.plan.params, flags));
+  }
+
+  /** `run` ends when the migration does (libvirt's call, or following a predecessor's job). */
+  private awaitEnd(run: () => Promise<void>): void {
+    this.callPending = true;
+    run()
       .then(
-        () => this.finish('completed', null),
-        (err: unknown) => this.finishWithError(err),
+        () => {
+          this.callPending = false;
+          return this.settle(null, true);
+        },
+        (err: unknown) => {
+          this.callPending = false;
+          return this.settle(err, false);
+        },
       )
-      .catch((err: unknown) => {
-        // A bug in the bookkeeping above must not leave the migration "running" for ever.
-        this.log.error({ event: 'migration.internal_error', err: String(err) }, 'internal error');
-        if (!this.active) return;
-        this.status.error = { code: ErrorCodes.MIGRATION_FAILED, name: 'MIGRATION_FAILED', message: `internal error: ${String(err)}` };
-        this.status.endedAt = new Date().toISOString();
-        this.setState('failed');
-        this.resolveDone(this.snapshot());
-      });
+      .catch((err: unknown) => this.internalError(err));
+  }
+
+  private internalError(err: unknown): void {
+    // A bug in the bookkeeping must not leave the migration "running" for ever.
+    this.log.error({ event: 'migration.internal_error', err: String(err) }, 'internal error');
+    if (!this.active) return;
+    this.status.error = { code: ErrorCodes.MIGRATION_FAILED, name: 'MIGRATION_FAILED', message: `internal error: ${String(err)}` };
+    this.status.endedAt = new Date().toISOString();
+    this.status.vmLocation ??= 'unknown';
+    this.setState('failed');
+    this.resolveDone(this.snapshot());
   }
 
   onJobCompleted(stats: JobStats): void {
@@ -136,13 +218,71 @@ export class Migration extends EventEmitter<MigrationEventMap> {
     this.monitor?.poke();
   }
 
+  /** The libvirt connection was lost (and maybe re-opened): look the VM up again before the next call. */
+  connectionLost(): void {
+    this.domainStale = true;
+    this.monitor?.poke();
+  }
+
+  private async currentDomain(): Promise<Domain> {
+    if (this.domainStale) {
+      this.domain = await this.plan.reacquire();
+      this.domainStale = false;
+      this.log.info({ event: 'migration.reacquired' }, 'VM looked up again on the new libvirt connection');
+    }
+    return this.domain;
+  }
+
+  /** currentDomain() on a connection that answers (a handle on a dropped connection is looked up
+   *  again), retried with backoff while libvirt comes back (it restarts in a few seconds). */
+  private async domainWithin(ms: number): Promise<Domain | null> {
+    const deadline = Date.now() + ms;
+    for (let attempt = 0; ; attempt++) {
+      try {
+        const d = await this.currentDomain();
+        // the VM gone from this host is an answer too (a completed migration of a transient VM)
+        const answers = await d.getState().then(() => true, (e: unknown) => (isNoDomain(e) ? true : Promise.reject(e)));
+        if (answers) return d;
+      } catch (err) {
+        this.domainStale = true;
+        if (isNoDomain(err)) return null; // gone from this host: nothing to look up
+        if (Date.now() > deadline) {
+          this.log.error({ event: 'migration.reacquire_failed', err: String(err) }, 'libvirt did not come back');
+          return null;
+        }
+        await sleep(Math.min(2_000, 250 * 2 ** attempt));
+      }
+    }
+  }
+
+  private get inPostcopy(): boolean {
+    return this.postcopyStarted || this.status.state === 'postcopy-paused';
+  }
+
+  /**
+   * Cancel: the VM stays on the source. Refused at once, changing nothing, when the migration ended
+   * or is in post-copy (the guest runs on the destination; cancelling would lose it).
+   */
   async cancel(): Promise<void> {
-    if (!this.active) {
+    if (!this.active || this.settling || this.finishing) {
       throw new AgentError('NOT_CANCELLABLE', `migration of ${this.plan.vmName} already ended (${this.status.state})`);
+    }
+    if (!this.inPostcopy && (this.plan.flags & MigrateFlags.POSTCOPY) !== 0) {
+      // it may have switched over since the last sample
+      const phase = postcopyPhase(await viewOf(() => this.currentDomain(), 2_000));
+      if (phase !== 'none') this.postcopyStarted = true;
+    }
+    if (this.inPostcopy) {
+      throw new AgentError('NOT_CANCELLABLE', `migration of ${this.plan.vmName} is in post-copy: the guest already runs on the destination and cannot be taken back`, { state: this.status.state });
     }
     this.cancelRequested = true;
     this.log.info({ event: 'migration.cancel' }, 'cancel requested');
-    await this.abortUntilGone();
+    try {
+      await this.abortUntilGone();
+    } catch (err) {
+      this.cancelRequested = false;
+      throw err;
+    }
   }
 
   /** The convergence controller steering this migration, if any (VM.migrateChangeParams goes through it). */
@@ -155,7 +295,15 @@ export class Migration extends EventEmitter<MigrationEventMap> {
   }
 
   /** Apply an action that came from outside the controller (VM.migrateChangeParams). */
-  applyExternal(action: Action): Promise<void> {
+  async applyExternal(action: Action): Promise<void> {
+    if (this.settling || this.finishing || !this.active) {
+      throw new AgentError('NO_MIGRATION', `migration of ${this.plan.vmName} is ending (${this.status.state}); nothing changed`);
+    }
+    if (!this.plan.controller && action.type !== 'abort' && action.type !== 'postcopy') {
+      // stock policy: remember QEMU's values before the first change, to put them back at the end
+      if (this.baseline === null) this.baseline = await readMigrationParams(await this.currentDomain());
+      this.externalChanges.push(action);
+    }
     return this.runAction(action);
   }
 
@@ -164,19 +312,48 @@ export class Migration extends EventEmitter<MigrationEventMap> {
     const deadline = Date.now() + 10_000;
     for (;;) {
       try {
-        await this.plan.domain.abortJob();
+        await (await this.currentDomain()).abortJob();
         return;
       } catch (err) {
-        if (!this.active) return;
+        if (!this.active || this.settling) return;
+        if (isConnectionLost(err)) this.domainStale = true;
         if (Date.now() > deadline) throw err;
-        await new Promise((r) => setTimeout(r, 200));
+        await sleep(200);
       }
     }
   }
 
-  private onSample(sample: MigrationSample): void {
-    if (!this.active) return;
-    if (!isJobActive(sample.jobType)) return;
+  private onSampleError(err: Error): void {
+    if (isConnectionLost(err) || err instanceof SampleTimeoutError) {
+      if (!this.domainStale) this.log.warn({ event: 'migration.libvirt_lost', err: err.message }, 'libvirt connection lost; re-acquiring the VM');
+      this.domainStale = true;
+      return;
+    }
+    this.log.debug({ event: 'migration.sample_error', err: err.message }, 'job statistics unavailable');
+  }
+
+  private onSample(stats: JobStats, view: HostView | null): void {
+    if (!this.active || this.settling || this.finishing) return;
+    const t = Date.now() - this.startedMs;
+    const phase = view ? postcopyPhase(view) : 'none';
+    if (phase !== 'none' && !this.postcopyStarted) {
+      this.postcopyStarted = true;
+      this.status.postcopy = true;
+      this.log.info({ event: 'migration.postcopy' }, 'migration switched to post-copy');
+    }
+    if (phase === 'paused' && this.status.state !== 'postcopy-paused') {
+      this.log.warn({ event: 'migration.postcopy_paused' }, 'post-copy broke (link or destination); the guest is paused until it resumes');
+      this.setState('postcopy-paused');
+    } else if (phase === 'active' && this.status.state === 'postcopy-paused') {
+      this.log.info({ event: 'migration.postcopy_resumed' }, 'post-copy resumed');
+      this.setState('running');
+    }
+    if (!isJobActive(stats.type)) {
+      // libvirt's job ended while no call of ours was waiting for it (we follow it): settle now
+      if (!this.callPending && this.status.state !== 'pending') void this.settle(null, false).catch((e: unknown) => this.internalError(e));
+      return;
+    }
+    const sample = sampleFromJobStats(stats, t);
     if (this.status.state === 'pending') this.setState('running');
     const s = this.status;
     s.progress = progressPercent(s.progress, sample);
@@ -190,11 +367,19 @@ export class Migration extends EventEmitter<MigrationEventMap> {
     s.postcopy = s.postcopy || sample.postcopyRequests > 0;
     s.elapsedMs = Date.now() - this.startedMs;
     this.emit('progress', this.snapshot());
-    if (this.plan.controller && !this.cancelRequested && this.policyAbort === null) {
+    if (s.state !== 'running') return;
+    const steerable = !this.cancelRequested && this.policyAbort === null;
+    if (this.plan.controller && steerable) {
       for (const action of this.plan.controller.observe(sample)) void this.runAction(action);
     }
+    this.transfer = watchTransfer(this.transfer, sample.dataProcessed, t);
+    if (steerable && !this.inPostcopy && isTransferStalled(this.transfer, t, this.plan.transferStallMs)) {
+      const secs = Math.round(stalledForMs(this.transfer, t) / 1000);
+      void this.runAction({ type: 'abort', reason: `no data moved for ${secs} s (a cut link or a hung destination; policy limit ${Math.round(this.plan.transferStallMs / 1000)} s); the guest keeps running on the source` });
+      return;
+    }
     const timeout = this.plan.completionTimeoutMs;
-    if (!this.plan.controller && timeout !== undefined && s.elapsedMs > timeout && !this.cancelRequested && this.policyAbort === null) {
+    if (!this.plan.controller && timeout !== undefined && s.elapsedMs > timeout && steerable && !this.inPostcopy) {
       void this.runAction({ type: 'abort', reason: `completion timeout of ${Math.round(timeout / 1000)} s reached (policy ${this.status.policy})` });
     }
   }
@@ -202,9 +387,11 @@ export class Migration extends EventEmitter<MigrationEventMap> {
   // Actions are applied one at a time, in the order decided.
   private runAction(action: Action): Promise<void> {
     const next = this.actionChain.then(async () => {
-      if (!this.active) return;
-      if (action.type === 'abort') this.policyAbort = action.reason;
-      if (action.type === 'postcopy') this.status.postcopy = true;
+      if (!this.active || this.finishing) return;
+      if (action.type === 'abort') {
+        if (this.inPostcopy) return; // aborting now would lose the guest
+        this.policyAbort = action.reason;
+      }
       const record: ActionRecord = {
         at: new Date().toISOString(),
         t: Date.now() - this.startedMs,
@@ -212,10 +399,15 @@ export class Migration extends EventEmitter<MigrationEventMap> {
         applied: true,
       };
       try {
-        await applyAction(this.plan.domain, action);
+        await applyAction(await this.currentDomain(), action);
+        if (action.type === 'postcopy') {
+          this.postcopyStarted = true;
+          this.status.postcopy = true;
+        }
       } catch (err) {
         record.applied = false;
         record.error = err instanceof Error ? err.message : String(err);
+        if (isConnectionLost(err)) this.domainStale = true;
         if (action.type === 'abort') this.policyAbort = null;
         this.plan.controller?.rejected(action);
       }
@@ -228,16 +420,92 @@ export class Migration extends EventEmitter<MigrationEventMap> {
     return next;
   }
 
-  private finishWithError(err: unknown): Promise<void> {
-    const message = err instanceof Error ? err.message : String(err);
-    if (this.policyAbort !== null) {
-      return this.finish('failed', { name: 'ABORTED_BY_POLICY', message: `aborted by policy: ${this.policyAbort}` });
+  /**
+   * libvirt's call returned (ok or not), or the job we followed ended: find out what really happened.
+   * The job may live on (only our connection broke), post-copy may have broken (resume it), or it ended:
+   * then where the VM runs decides the outcome.
+   */
+  private async settle(err: unknown, callSucceeded: boolean): Promise<void> {
+    if (this.settling || !this.active) return;
+    this.settling = true;
+    const message = err instanceof Error ? err.message : err === null ? null : String(err);
+    if (err !== null) this.log.info({ event: 'migration.call_failed', err: message, connectionLost: isConnectionLost(err) }, 'libvirt migration call returned an error; checking the VM');
+    if (!callSucceeded) {
+      const d = await this.domainWithin(RECONNECT_LIMIT_MS);
+      if (d === null) return this.finishWhereItIs(message, false); // gone from the source, or libvirt never came back
+      const [stats, view] = await Promise.all([d.getJobStats().catch(() => null), viewOf(async () => d)]);
+      const phase = postcopyPhase(view);
+      if (phase !== 'none') this.postcopyStarted = true;
+      const outgoing = stats !== null && isJobActive(stats.type) && (stats['operation'] === undefined || stats['operation'] === JobOperation.MIGRATION_OUT);
+      if (phase === 'paused') return this.recoverPostcopy(message);
+      if (outgoing) {
+        // libvirt carries the migration on; only our client went away: follow it to its end
+        this.log.warn({ event: 'migration.follow', err: message }, 'libvirt still runs the migration; following it');
+        this.settling = false;
+        return;
+      }
     }
-    if (this.cancelRequested) return this.finish('cancelled', null);
-    return this.finish('failed', { name: 'MIGRATION_FAILED', message });
+    return this.finishWhereItIs(message, callSucceeded);
   }
 
-  private async finish(state: MigrationState, error: { name: ErrorName; message: string } | null): Promise<void> {
+  /** Post-copy broke: report `postcopy-paused` and resume it with libvirt's post-copy recovery until
+   *  it works or the policy's time runs out. Never aborted: the guest's memory is on both hosts. */
+  private async recoverPostcopy(cause: string | null): Promise<void> {
+    if (this.status.state !== 'postcopy-paused') {
+      this.log.warn({ event: 'migration.postcopy_paused', err: cause }, 'post-copy broke (link or destination); the guest is paused until it resumes');
+      this.setState('postcopy-paused');
+    }
+    const pausedAt = Date.now();
+    let lastError = cause;
+    for (let attempt = 0; Date.now() - pausedAt < this.plan.postcopyRecoveryMs; attempt++) {
+      await sleep(resumeDelayMs(attempt));
+      const d = await this.domainWithin(Math.max(0, this.plan.postcopyRecoveryMs - (Date.now() - pausedAt)));
+      if (d === null) break;
+      this.log.info({ event: 'migration.postcopy_resume', attempt: attempt + 1 }, 'resuming post-copy');
+      try {
+        this.callPending = true;
+        await d.migrateToUri3(this.plan.dconnuri, this.plan.params, this.plan.flags | MigrateFlags.POSTCOPY | MigrateFlags.POSTCOPY_RESUME);
+        this.callPending = false;
+        this.log.info({ event: 'migration.postcopy_recovered', attempts: attempt + 1, pausedMs: Date.now() - pausedAt }, 'post-copy recovered');
+        return this.finishWhereItIs(null, true);
+      } catch (err) {
+        this.callPending = false;
+        lastError = err instanceof Error ? err.message : String(err);
+        if (isConnectionLost(err)) this.domainStale = true;
+        const phase = postcopyPhase(await viewOf(() => this.currentDomain()));
+        this.log.warn({ event: 'migration.postcopy_resume_failed', attempt: attempt + 1, err: lastError, phase }, 'post-copy resume failed');
+        if (phase === 'none') return this.finishWhereItIs(lastError, false); // it ended after all
+      }
+    }
+    const secs = Math.round(this.plan.postcopyRecoveryMs / 1000);
+    return this.finishWhereItIs(`post-copy could not be resumed within ${secs} s (policy postcopyRecoverySec)${lastError ? `: ${lastError}` : ''}`, false);
+  }
+
+  /** The VM as the source's libvirt sees it now (waiting for libvirt to come back if it restarts). */
+  private async sourceView(): Promise<HostView> {
+    const d = await this.domainWithin(RECONNECT_LIMIT_MS);
+    return viewOf(d === null ? () => this.plan.reacquire() : async () => d);
+  }
+
+  /** Look at both hosts, then end the migration with the state that matches where the VM runs. */
+  private async finishWhereItIs(message: string | null, callSucceeded: boolean): Promise<void> {
+    const [source, destination] = await Promise.all([this.sourceView(), this.plan.viewDestination()]);
+    const where = vmLocation(source, destination);
+    this.log.info({ event: 'migration.location', vmLocation: where, source, destination }, `VM found: ${where}`);
+    if (callSucceeded || where === 'destination') {
+      if (!callSucceeded) this.log.warn({ event: 'migration.completed_despite_error', err: message }, 'libvirt reported an error, but the VM runs on the destination');
+      return this.finish('completed', null, where);
+    }
+    if (where === 'source') {
+      if (this.policyAbort !== null) return this.finish('failed', { name: 'ABORTED_BY_POLICY', message: `aborted by policy: ${this.policyAbort}` }, where);
+      if (this.cancelRequested) return this.finish('cancelled', null, where);
+    }
+    const why = message ?? 'libvirt ended the migration without the VM reaching the destination (e.g. libvirtd restarted)';
+    return this.finish('failed', { name: 'MIGRATION_FAILED', message: `${why}; VM: ${where}` }, where);
+  }
+
+  private async finish(state: MigrationState, error: { name: ErrorName; message: string } | null, where: VmLocation): Promise<void> {
+    this.finishing = true;
     await this.monitor?.stop();
     await this.actionChain;
     const s = this.status;
@@ -245,14 +513,9 @@ export class Migration extends EventEmitter<MigrationEventMap> {
       s.progress = 100;
       s.dataRemaining = 0;
       await this.readCompletedStats();
-    } else if (this.plan.controller) {
-      // The source QEMU lives on: put back what the controller changed.
-      for (const action of this.plan.controller.finish()) {
-        await applyAction(this.plan.domain, action).catch((e: unknown) =>
-          this.log.warn({ event: 'migration.restore_failed', err: String(e) }, 'could not restore a parameter'),
-        );
-      }
     }
+    if (where === 'source' || where === 'paused-source') await this.restoreParams();
+    s.vmLocation = where;
     s.error = error ? { code: ErrorCodes[error.name], name: error.name, message: error.message } : null;
     s.endedAt = new Date().toISOString();
     s.elapsedMs = Date.now() - this.startedMs;
@@ -260,9 +523,30 @@ export class Migration extends EventEmitter<MigrationEventMap> {
     this.resolveDone(this.snapshot());
   }
 
+  /** The source QEMU lives on: put back what the agent changed, and read it back. */
+  private async restoreParams(): Promise<void> {
+    const actions = this.plan.controller
+      ? this.plan.controller.finish()
+      : this.baseline
+        ? baselineRestoreActions(this.baseline, this.externalChanges, 'migration ended')
+        : [];
+    const d = await this.domainWithin(10_000);
+    if (d === null) {
+      this.status.paramsRestored = actions.length > 0 ? false : null;
+      return;
+    }
+    const result = await restoreAndVerify(d, actions);
+    this.status.paramsRestored = result.verified;
+    if (result.verified === false) {
+      this.log.error({ event: 'migration.restore_failed', problems: result.problems }, 'parameters could not be put back');
+    } else if (result.verified) {
+      this.log.info({ event: 'migration.restored', count: actions.length }, 'parameters put back and read back');
+    }
+  }
+
   private async readCompletedStats(): Promise<void> {
     try {
-      const stats = (await this.waitCompletedEvent(2000)) ?? (await this.plan.domain.getJobStats(JobStatsFlags.COMPLETED));
+      const stats = (await this.waitCompletedEvent(2000)) ?? (await (await this.currentDomain()).getJobStats(JobStatsFlags.COMPLETED));
       const sample = sampleFromJobStats(stats, Date.now() - this.startedMs);
       this.status.downtimeMs = sample.downtimeMs ?? null;
       if (sample.dataTotal > 0) this.status.dataTotal = sample.dataTotal;
@@ -275,8 +559,8 @@ export class Migration extends EventEmitter<MigrationEventMap> {
 
   private setState(state: MigrationState): void {
     this.status.state = state;
-    const level = state === 'failed' ? 'error' : 'info';
-    this.log[level]({ event: 'migration.state', state, error: this.status.error ?? undefined, progress: this.status.progress }, `migration ${state}`);
+    const level = state === 'failed' ? 'error' : state === 'postcopy-paused' ? 'warn' : 'info';
+    this.log[level]({ event: 'migration.state', state, error: this.status.error ?? undefined, progress: this.status.progress, vmLocation: this.status.vmLocation ?? undefined }, `migration ${state}`);
     this.emit('state', this.snapshot());
   }
 

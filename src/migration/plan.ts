@@ -8,6 +8,7 @@ export interface MigrationOptions {
   autoConvergeIncrement?: number;
   /** default true */
   autoConverge?: boolean;
+  /** VIR_MIGRATE_POSTCOPY: only when asked for (VM.migrate `postcopy`, or a policy that allows it) */
   postcopy?: boolean;
   persistDest?: boolean;
   undefineSource?: boolean;
@@ -28,6 +29,8 @@ export function libvirtMigrationArgs(opts: MigrationOptions): { params: LibvirtM
   const params: LibvirtMigrateParams = {};
   if (opts.migrationUri !== undefined) params.migrate_uri = opts.migrationUri;
   if (opts.bandwidth !== undefined) params.bandwidth = opts.bandwidth;
+  // the bandwidth asked for holds in post-copy too (libvirt's default there is unlimited)
+  if (opts.bandwidth !== undefined && opts.postcopy) params['bandwidth.postcopy'] = opts.bandwidth;
   if (opts.autoConvergeInitial !== undefined) params['auto_converge.initial'] = opts.autoConvergeInitial;
   if (opts.autoConvergeIncrement !== undefined) params['auto_converge.increment'] = opts.autoConvergeIncrement;
   return { params, flags };

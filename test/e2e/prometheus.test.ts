@@ -14,7 +14,7 @@ function status(over: Partial<MigrationStatus>): MigrationStatus {
     migrationId: 'p1', vmId: 'uuid-1', vmName: 'web1', source: 'a', destination: 'b', state: 'running',
     progress: 10, dataTotal: 1e9, dataProcessed: 1e8, dataRemaining: 9e8, iteration: 1, dirtyRate: 0,
     transferRate: 0, throttlePercent: 0, postcopy: false, tls: false, downtimeMs: null, startedAt: new Date().toISOString(),
-    endedAt: null, elapsedMs: 0, policy: 'adaptive', actions: [], error: null, ...over,
+    endedAt: null, elapsedMs: 0, policy: 'adaptive', actions: [], error: null, vmLocation: null, paramsRestored: null, ...over,
   };
 }
 

@@ -87,7 +87,7 @@ function play(run: Run): unknown {
 
 function grid(): Run[] {
   const runs: Run[] = [];
-  const policies: [string, Policy][] = [
+  const policies: [string, Policy, Partial<ControllerContext>?][] = [
     ['minimal-downtime', resolvePolicy('minimal-downtime')],
     ['protect-workload', resolvePolicy('protect-workload')],
     ['finish-at-any-cost', resolvePolicy('finish-at-any-cost')],
@@ -95,13 +95,14 @@ function grid(): Run[] {
     ['ceiling-30', resolvePolicy({ maxThrottle: 30 })],
     ['ceiling-0', resolvePolicy({ maxThrottle: 0 })],
     ['pw-downtime-bandwidth', resolvePolicy({ base: 'protect-workload', downtimeMs: 200, bandwidthMiBps: 95 })],
-    ['no-steps-no-postcopy', resolvePolicy({ downtimeSteps: 0, allowPostcopy: false })],
+    // the controller uses post-copy whenever the migration was started with it: here it was not
+    ['no-steps-no-postcopy', resolvePolicy({ downtimeSteps: 0, allowPostcopy: false }), { postcopyEnabled: false }],
     ['prefer-postcopy', resolvePolicy({ preferPostcopy: true, stallWindowIterations: 1 })],
     ['fast-guess', resolvePolicy({ convergePasses: 2, saturationFactor: 1, minProgress: 0.3 })],
   ];
   const scenarios = [...SCENARIOS, { name: 'bench-moderate', description: '', ramMiB: 1024, workingSetMiB: 256, dirtyMiBps: 150, bandwidthMiBps: 100 }];
   for (const scenario of scenarios) {
-    for (const [pname, policy] of policies) runs.push({ name: `${scenario.name}/${pname}`, scenario, policy });
+    for (const [pname, policy, ctx] of policies) runs.push({ name: `${scenario.name}/${pname}`, scenario, policy, ...(ctx ? { ctx } : {}) });
   }
   const original = { throttle: { initial: 15, increment: 5, max: 95, threshold: 40 }, downtimeMs: 250, bandwidthMiBps: 90 };
   for (const scenario of scenarios) {

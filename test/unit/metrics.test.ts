@@ -33,6 +33,8 @@ function status(over: Partial<MigrationStatus> = {}): MigrationStatus {
     policy: 'adaptive',
     actions: [],
     error: null,
+    vmLocation: null,
+    paramsRestored: null,
     ...over,
   };
 }

@@ -18,7 +18,7 @@ test('options map to libvirt parameters and flags', () => {
   const { params, flags } = libvirtMigrationArgs({
     bandwidth: 100, autoConvergeInitial: 30, autoConvergeIncrement: 15, postcopy: true, persistDest: true, undefineSource: true, migrationUri: 'tcp://127.0.0.11',
   });
-  assert.deepEqual(params, { migrate_uri: 'tcp://127.0.0.11', bandwidth: 100, 'auto_converge.initial': 30, 'auto_converge.increment': 15 });
+  assert.deepEqual(params, { migrate_uri: 'tcp://127.0.0.11', bandwidth: 100, 'bandwidth.postcopy': 100, 'auto_converge.initial': 30, 'auto_converge.increment': 15 });
   for (const f of ['POSTCOPY', 'PERSIST_DEST', 'UNDEFINE_SOURCE'] as const) assert.ok(flags & MigrateFlags[f], f);
 });
 

@@ -4,10 +4,10 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import pino from 'pino';
 import type { Action } from '../../src/controller/types.js';
-import { MigrateFlags, type Domain, type DomainInfo, type JobStats } from '../../src/libvirt/types.js';
+import { MigrateFlags, type Domain, type DomainInfo, type DomainStateCode, type JobStats } from '../../src/libvirt/types.js';
 import type { ControllerPort } from '../../src/controller/types.js';
 import { builtinPolicy, type Policy } from '../../src/controller/policy.js';
-import { Migration } from '../../src/migration/migration.js';
+import { Migration, type MigrationPlan } from '../../src/migration/migration.js';
 import type { MigrationSample } from '../../src/controller/sample.js';
 import type { MigrationStatus } from '../../src/migration/status.js';
 
@@ -22,8 +22,9 @@ class FakeDomain implements Domain {
   getInfo(): Promise<DomainInfo> {
     return Promise.resolve({ state: 1, maxMemKiB: 1 << 20, memoryKiB: 1 << 20, nrVirtCpu: 1, cpuTimeNs: 0 });
   }
+  domState: { state: DomainStateCode; reason: number } = { state: 1, reason: 0 };
   getState() {
-    return Promise.resolve({ state: 1 as const, reason: 0 });
+    return Promise.resolve(this.domState);
   }
   getXmlDesc(): Promise<string> {
     return Promise.resolve('<domain/>');
@@ -40,7 +41,12 @@ class FakeDomain implements Domain {
   migrateToUri3(): Promise<void> {
     this.calls.push('migrate');
     return new Promise((resolve, reject) => {
-      this.endMigration = (err) => (err ? reject(err) : resolve());
+      // as libvirt: once the call returns, the job is over
+      this.endMigration = (err) => {
+        this.stats = { type: 0 };
+        if (err) reject(err);
+        else resolve();
+      };
     });
   }
   getJobStats(flags = 0): Promise<JobStats> {
@@ -65,9 +71,15 @@ class FakeDomain implements Domain {
     this.calls.push('postcopy');
     return Promise.resolve();
   }
+  /** what query-migrate-parameters answers: the values set so far, as QEMU would */
+  qemuParams: Record<string, unknown> = {};
   qemuMonitorCommand(cmd: string): Promise<string> {
     this.calls.push(`qmp ${cmd}`);
-    return this.failQmp ? Promise.reject(new Error('QMP error')) : Promise.resolve('{"return":{}}');
+    if (this.failQmp) return Promise.reject(new Error('QMP error'));
+    const parsed = JSON.parse(cmd) as { execute: string; arguments?: Record<string, unknown> };
+    if (parsed.execute === 'query-migrate-parameters') return Promise.resolve(JSON.stringify({ return: this.qemuParams }));
+    if (parsed.execute === 'migrate-set-parameters') Object.assign(this.qemuParams, parsed.arguments);
+    return Promise.resolve('{"return":{}}');
   }
   startDirtyRateCalc(): Promise<void> {
     return Promise.resolve();
@@ -109,7 +121,7 @@ class ScriptedController implements ControllerPort {
 const silent = pino({ level: 'silent' });
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-function start(domain: FakeDomain, controller: ControllerPort | null, flags = 0): { m: Migration; states: string[] } {
+function start(domain: FakeDomain, controller: ControllerPort | null, over: Partial<MigrationPlan> = {}): { m: Migration; states: string[] } {
   const m = new Migration({
     migrationId: 'm1',
     domain,
@@ -119,12 +131,17 @@ function start(domain: FakeDomain, controller: ControllerPort | null, flags = 0)
     destination: 'b',
     dconnuri: 'qemu+unix:///system',
     params: {},
-    flags,
+    flags: 0,
     policyName: 'test',
     controller,
     intervalMs: 5,
     sampleTimeoutMs: 1000,
+    transferStallMs: 30_000,
+    postcopyRecoveryMs: 60_000,
+    reacquire: () => Promise.resolve(domain),
+    viewDestination: () => Promise.resolve({ kind: 'unreachable' as const }),
     logger: silent,
+    ...over,
   });
   const states: string[] = [];
   m.on('state', (s: MigrationStatus) => states.push(s.state));
@@ -154,7 +171,7 @@ test('pending until libvirt has a job, running with samples, completed with down
 test('the status says whether the stream is encrypted, from the flags libvirt was given', async () => {
   for (const [flags, tls] of [[0, false], [MigrateFlags.LIVE | MigrateFlags.TLS, true]] as const) {
     const d = new FakeDomain();
-    const { m } = start(d, null, flags);
+    const { m } = start(d, null, { flags });
     assert.equal(m.status.tls, tls);
     d.complete();
     assert.equal((await m.done).tls, tls);
@@ -201,7 +218,9 @@ test('after a failure the controller restores what it changed on the source', as
   assert.equal(final.state, 'failed');
   assert.equal(final.error?.name, 'MIGRATION_FAILED');
   assert.match(final.error?.message ?? '', /unable to connect/);
-  assert.match(d.calls.at(-1) ?? '', /"cpu-throttle-initial":20/);
+  assert.match(d.calls.filter((c) => c.includes('migrate-set-parameters')).at(-1) ?? '', /"cpu-throttle-initial":20/);
+  assert.match(d.calls.at(-1) ?? '', /query-migrate-parameters/, 'read back after the restore');
+  assert.equal(final.paramsRestored, true);
 });
 
 test('cancel before libvirt created the job retries the abort until it takes', async () => {
@@ -223,4 +242,31 @@ test('an abort decided by the policy ends as failed with ABORTED_BY_POLICY', asy
   assert.equal(final.state, 'failed');
   assert.equal(final.error?.name, 'ABORTED_BY_POLICY');
   assert.match(final.error?.message ?? '', /completion timeout/);
+});
+
+test('in post-copy, cancel is refused at once and changes nothing', async () => {
+  const d = new FakeDomain();
+  d.stats = { type: 1, data_total: 1000, data_remaining: 500, data_processed: 100 };
+  const { m } = start(d, null, { flags: 1 << 15 });
+  await sleep(30);
+  d.domState = { state: 3, reason: 12 }; // paused for post-copy: the guest runs on the destination
+  const asked = Date.now();
+  await assert.rejects(m.cancel(), (e: unknown) => (e as { name?: string }).name === 'AgentError' && /post-copy/.test((e as Error).message));
+  assert.ok(Date.now() - asked < 500);
+  assert.ok(!d.calls.includes('abort'), 'no abort sent');
+  assert.equal(m.status.state, 'running');
+  d.complete();
+  assert.equal((await m.done).state, 'completed');
+});
+
+test('a stream that moves nothing for the stall time is aborted; the VM stays on the source', async () => {
+  const d = new FakeDomain();
+  d.stats = { type: 1, data_total: 1000, data_remaining: 500, data_processed: 100 };
+  const { m } = start(d, null, { transferStallMs: 60 });
+  const final = await m.done;
+  assert.equal(final.state, 'failed');
+  assert.equal(final.error?.name, 'ABORTED_BY_POLICY');
+  assert.match(final.error?.message ?? '', /no data moved/);
+  assert.equal(final.vmLocation, 'source');
+  assert.ok(d.calls.includes('abort'));
 });

@@ -8,6 +8,7 @@ import { DomainState, type DomainStateCode } from '../../libvirt/types.js';
 import { checkClientDestination, resolveDestination } from '../../migration/destination.js';
 import { destinationRules } from '../security/destination-rules.js';
 import { libvirtMigrationArgs } from '../../migration/plan.js';
+import { viewOnHost } from '../../migration/probe.js';
 import type { AgentContext } from '../context.js';
 import { findDomain, libvirtFailure } from '../vm-lookup.js';
 import { localHost } from './host.js';
@@ -47,6 +48,7 @@ async function migrate(ctx: AgentContext, p: VerbParams<'VM.migrate'>): Promise<
   }
   ctx.manager.checkCanStart(domain.uuid, domain.name);
   const here = await localHost(ctx);
+  // post-copy only when asked for: VM.migrate `postcopy`, or a policy that allows it
   const postcopy = p.postcopy ?? policy.allowPostcopy;
   const tls = p.tls ?? ctx.settings.migrationTls ?? false;
   const dst = await resolveDestination(p.dst, {
@@ -82,6 +84,10 @@ async function migrate(ctx: AgentContext, p: VerbParams<'VM.migrate'>): Promise<
         policyName: policy.name,
         controller,
         ...(controller === null ? { completionTimeoutMs: policy.completionTimeoutMs(info.maxMemKiB * 1024) } : {}),
+        transferStallMs: policy.transferStallMs,
+        postcopyRecoveryMs: policy.postcopyRecoveryMs,
+        reacquire: async () => (await ctx.libvirt.get()).lookupByUuid(domain.uuid),
+        viewDestination: () => viewOnHost(dst.dconnuri, domain.uuid),
         intervalMs: ctx.settings.monitorIntervalMs,
         sampleTimeoutMs: ctx.settings.sampleTimeoutMs,
         logger: ctx.logger,
