@@ -132,7 +132,10 @@ export const INJECTORS: Record<FaultName, FaultInjector> = {
         const r = await rawCall(ctx.src.agentUrl!, 'VM.migrate', { vmId: probe, dst: ctx.dst.agentUrl }, 15_000).catch((e: Error) => ({ error: { code: 0, message: e.message } }));
         await sleep(1_000);
         const st = await readStatus(ctx.src.agentUrl!, probe);
-        const refused = !!r.error && typeof r.error.code === 'number' && r.error.code !== 0;
+        // clean: a stable error of its own, not an internal error, and not a refusal for another
+        // reason (a slot held by an earlier request would hide the write failure)
+        const name = (r.error as { data?: { name?: string } } | undefined)?.data?.name;
+        const refused = !!r.error && r.error.code !== 0 && r.error.code !== -32603 && name !== 'TOO_MANY_MIGRATIONS' && name !== 'MIGRATION_IN_PROGRESS';
         const pending = st.ok && !isEnded(st.status.state);
         checks.push({
           name: 'write-failure-refused-cleanly',

@@ -68,16 +68,24 @@ export async function paramsRestored(hosts: readonly HostRef[], place: DomainPla
   }
 }
 
-/** The destination admits nothing any more: vmigrate_migrations_incoming back to 0 (within 10 s). */
-export async function noSlotHeld(metricsUrl: string): Promise<InvariantResult> {
-  let v: number | null = null;
+/** No admission slot left held, within 10 s: the destination's vmigrate_migrations_incoming and the
+ *  source's vmigrate_migrations_running are back to 0. */
+export async function noSlotHeld(srcMetricsUrl: string, dstMetricsUrl: string): Promise<InvariantResult> {
+  const read = async () => ({
+    incoming: await scrapeMetric(dstMetricsUrl, 'vmigrate_migrations_incoming').catch(() => null),
+    outgoing: await scrapeMetric(srcMetricsUrl, 'vmigrate_migrations_running').catch(() => null),
+  });
+  let v = await read();
   const end = Date.now() + 10_000;
-  for (;;) {
-    v = await scrapeMetric(metricsUrl, 'vmigrate_migrations_incoming').catch(() => null);
-    if (v === 0 || Date.now() > end) break;
+  while (!(v.incoming === 0 && v.outgoing === 0) && Date.now() < end) {
     await new Promise((r) => setTimeout(r, 500));
+    v = await read();
   }
-  return { name: 'no-slot-held', ok: v === 0, detail: `destination vmigrate_migrations_incoming = ${v ?? 'unreadable'}` };
+  return {
+    name: 'no-slot-held',
+    ok: v.incoming === 0 && v.outgoing === 0,
+    detail: `destination vmigrate_migrations_incoming = ${v.incoming ?? 'unreadable'}, source vmigrate_migrations_running = ${v.outgoing ?? 'unreadable'}`,
+  };
 }
 
 export async function agentsServe(urls: readonly string[]): Promise<InvariantResult> {

@@ -134,7 +134,7 @@ export async function runCase(c: CaseId, lab: CaseLab, vm: string): Promise<Case
       truthfulStatus(final, error, migrationId, observed, expectation),
       pausedReported(watch.seen, expectation),
       await paramsRestored(hosts, places[0], vm, paramsBefore),
-      await noSlotHeld(lab.dst.metricsUrl!),
+      await noSlotHeld(lab.src.metricsUrl!, lab.dst.metricsUrl!),
       await agentsServe(hosts.map((h) => h.agentUrl!)),
       ...fault.checks,
     ];
