@@ -62,7 +62,9 @@ describe('fault injection: faults × phases', { skip: isRoot ? false : 'needs ro
       if (healed.length) t.diagnostic(`lab repaired first: ${healed.join('; ')}`);
       const r = await runCase(c, lab, `f${i + 1}`);
       results.push(r);
-      await healLab(lab.dir, lab.portBase); // the case's guests go; anything else it left is repaired
+      // the case's guests go; anything else it left is repaired, and said
+      const left = (await healLab(lab.dir, lab.portBase)).filter((x) => !x.startsWith('destroyed '));
+      if (left.length) t.diagnostic(`after the case: ${left.join('; ')}`);
       t.diagnostic(`${r.durationMs} ms; states ${r.statesSeen.join(' -> ') || '-'}`);
       for (const inv of r.invariants) t.diagnostic(`${inv.ok ? 'ok  ' : 'FAIL'} ${inv.name}: ${inv.detail}`);
       const { tried, survived } = totals(results);
