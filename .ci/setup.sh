@@ -8,7 +8,7 @@ DEBS=(
   libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients libvirt-dev pkg-config
   qemu-system-x86 qemu-utils
   gcc gcc-multilib binutils make g++ python3
-  util-linux iproute2 procps
+  util-linux iproute2 procps nftables
   prometheus systemd
   systemd-container debootstrap
   busybox-static stress-ng

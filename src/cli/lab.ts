@@ -5,6 +5,10 @@ import { labDown, labStatus, labUp, type LabInfo, type LabStatus } from '../lab/
 import { HOST_NAMES, hostPlan, labDir, portBase, type HostName } from '../lab/paths.js';
 import { LabError } from '../lab/errors.js';
 import type { LinuxLoad } from '../lab/linux-plan.js';
+import { killAgent, killLibvirtd, killQemu, restartAgent, restartLibvirtd } from '../lab/host-control.js';
+import { cutNetwork, restoreNetwork } from '../lab/netcut.js';
+import { labProcesses, type LabProcesses } from '../lab/processes.js';
+import { fillStateDir, freeStateDir } from '../lab/state-dir.js';
 
 function int(name: string) {
   return (v: string): number => {
@@ -55,6 +59,26 @@ function printStatus(s: LabStatus): void {
       console.log(`     ${d.name}: ${d.state}${p}`);
     }
   }
+}
+
+function printProcesses(r: LabProcesses): void {
+  if (r.hosts.length === 0) console.log(`lab down (${r.dir})`);
+  const mark = (alive: boolean) => (alive ? 'alive' : 'DEAD');
+  for (const h of r.hosts) {
+    console.log(`  ${h.name}  libvirtd ${h.libvirtd.pid ?? '-'} ${mark(h.libvirtd.alive)}${h.libvirtd.alive && !h.libvirtd.answers ? ' (not answering)' : ''}` +
+      `  agent ${h.agent.pid ?? '-'} ${mark(h.agent.alive)}${h.agent.alive && !h.agent.accepts ? ' (not accepting)' : ''}` +
+      (h.otherAgents.length ? `  other agents ${h.otherAgents.join(' ')}` : ''));
+    for (const q of h.qemus) console.log(`     qemu ${q.domain}: ${q.pid ?? '-'} ${mark(q.alive)}`);
+  }
+  if (r.strayQemus.length) console.log(`  stray QEMUs of this lab: ${r.strayQemus.join(' ')}`);
+  console.log(`  migration network: ${r.cuts.length ? r.cuts.map(([x, y]) => `${x}-${y} CUT`).join(', ') : 'intact'}`);
+}
+
+function choice<K extends string>(words: readonly K[]) {
+  return (v: string): K => {
+    if (!(words as readonly string[]).includes(v)) throw new InvalidArgumentError(`must be one of ${words.join(', ')}`);
+    return v as K;
+  };
 }
 
 function hostOpt(v: string): HostName {
@@ -153,6 +177,92 @@ export function registerLabCommands(program: Command): void {
         const s = await readGuestStatus(hostPlan(labDir(), o.host, portBase()).libvirtUri, o.name);
         if (wantsJson(cmd)) out(s);
         else console.log(`${o.name}@${o.host}: pages=${s.pages} passes=${s.passes} uptime=${s.uptimeMs} ms lost=${s.lostMs} ms ws=${s.wsPages} pages rate<=${s.rateMiB} MiB/s tsc=${s.tscKhz} kHz`);
+      }),
+    );
+
+  // What to restart or kill is a word, not a flag: the root program's global --agent <url> would
+  // take `--agent` (commander reads root options anywhere on the command line).
+  lab
+    .command('restart')
+    .description("restart a host's agent or its libvirtd on its own (the host's domains keep running)")
+    .argument('<host>', 'lab host', hostOpt)
+    .argument('<what>', 'agent | libvirtd', choice(['agent', 'libvirtd'] as const))
+    .option('--json', 'print machine-readable JSON')
+    .action(
+      action(async (host: HostName, what: 'agent' | 'libvirtd', _o: unknown, cmd: Command) => {
+        const r = what === 'agent' ? await restartAgent(host) : await restartLibvirtd(host);
+        if (wantsJson(cmd)) out(r);
+        else console.log(`${r.what} of host ${r.host} restarted: pid ${r.oldPid ?? '(none running)'} -> ${r.pid}`);
+      }),
+    );
+
+  lab
+    .command('kill')
+    .description("kill -9 a host's agent, its libvirtd, or the QEMU of one of its domains (fault injection)")
+    .argument('<host>', 'lab host', hostOpt)
+    .argument('<what>', 'agent | libvirtd | qemu', choice(['agent', 'libvirtd', 'qemu'] as const))
+    .argument('[domain]', 'the domain whose QEMU to kill (with qemu)')
+    .option('--json', 'print machine-readable JSON')
+    .action(
+      action(async (host: HostName, what: 'agent' | 'libvirtd' | 'qemu', domain: string | undefined, _o: unknown, cmd: Command) => {
+        if ((what === 'qemu') !== (domain !== undefined)) throw new LabError(what === 'qemu' ? 'kill qemu needs the domain' : `kill ${what} takes no domain`, 2);
+        const r = what === 'agent' ? await killAgent(host) : what === 'libvirtd' ? await killLibvirtd(host) : await killQemu(host, domain!);
+        if (wantsJson(cmd)) out(r);
+        else console.log(`killed ${r.what}${r.domain ? ` of ${r.domain}` : ''} on host ${r.host} (pid ${r.pid})`);
+      }),
+    );
+
+  lab
+    .command('cut')
+    .description('cut the migration network between two hosts (nftables; agents and libvirt keep talking)')
+    .argument('<host>', 'lab host', hostOpt)
+    .argument('<other>', 'the other lab host', hostOpt)
+    .option('--json', 'print machine-readable JSON')
+    .action(
+      action(async (x: HostName, y: HostName, _o: unknown, cmd: Command) => {
+        const r = await cutNetwork(x, y);
+        if (wantsJson(cmd)) out(r);
+        else console.log(`migration network ${r.hosts.join('-')} cut (nft table inet ${r.table})`);
+      }),
+    );
+
+  lab
+    .command('restore')
+    .description('restore the migration network between two hosts')
+    .argument('<host>', 'lab host', hostOpt)
+    .argument('<other>', 'the other lab host', hostOpt)
+    .option('--json', 'print machine-readable JSON')
+    .action(
+      action(async (x: HostName, y: HostName, _o: unknown, cmd: Command) => {
+        const r = await restoreNetwork(x, y);
+        if (wantsJson(cmd)) out(r);
+        else console.log(`migration network ${r.hosts.join('-')} restored`);
+      }),
+    );
+
+  lab
+    .command('procs')
+    .description("each host's processes: libvirtd, agent, QEMU per domain (pids, alive)")
+    .option('--json', 'print machine-readable JSON')
+    .action(
+      action(async (_o: unknown, cmd: Command) => {
+        const r = await labProcesses();
+        if (wantsJson(cmd)) out(r);
+        else printProcesses(r);
+      }),
+    );
+
+  lab
+    .command('statedir')
+    .description("fill the host agent's stateDir (its own tmpfs) so its writes fail with ENOSPC, or free it")
+    .argument('<host>', 'lab host', hostOpt)
+    .argument('<what>', 'fill | free', choice(['fill', 'free'] as const))
+    .option('--json', 'print machine-readable JSON')
+    .action(
+      action(async (host: HostName, what: 'fill' | 'free', _o: unknown, cmd: Command) => {
+        const r = what === 'fill' ? { host, filled: true, bytes: await fillStateDir(host) } : (await freeStateDir(host), { host, filled: false });
+        if (wantsJson(cmd)) out(r);
+        else console.log(`stateDir of host ${host} ${r.filled ? 'full' : 'freed'}`);
       }),
     );
 }

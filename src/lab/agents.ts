@@ -8,6 +8,7 @@ import { daemonMain, type HostPlan } from './paths.js';
 import { labAgentTls } from './lab-pki.js';
 import type { TlsMaterial } from '../common/pki.js';
 import { isAlive, listProcs, procInfo, terminate } from './procs.js';
+import { agentStateDir } from './state-dir.js';
 
 /** libvirt URIs the lab's agents accept as destinations: the default TLS transport, and the
  *  hosts' Unix sockets (which live under the lab dir). */
@@ -22,7 +23,7 @@ export function agentArgs(p: HostPlan, tls: TlsMaterial, labDir: string): string
     // The lab has no journald; the log goes to <host>/agent.log.
     '--log-target', 'stdout',
     '--migration-address', p.migrationAddress,
-    '--state-dir', join(p.dir, 'agent-state'),
+    '--state-dir', agentStateDir(p),
     '--tls-ca', tls.ca, '--tls-cert', tls.cert, '--tls-key', tls.key,
     '--local-socket', agentSocket(p),
     '--allowed-libvirt-uris', JSON.stringify(labAllowedLibvirtUris(labDir)),

@@ -3,13 +3,15 @@ import { mkdir, rm } from 'node:fs/promises';
 import { agentSocket, requireDaemonBuilt, startAgent, stopAgent, tcpAccepts } from './agents.js';
 import { labClientTls, labClientTlsPaths, labMigrationTls } from './lab-pki.js';
 import type { TlsMaterial } from '../common/pki.js';
-import { requireRoot } from './errors.js';
+import { LabError, requireRoot } from './errors.js';
 import { prepareHost, spawnLibvirtd, stopHost, waitLibvirtd } from './host.js';
 import { HOST_NAMES, hostPlan, labDir, portBase, stateFile, type HostName, type HostPlan } from './paths.js';
 import { isAlive, labQemus, terminate } from './procs.js';
 import { readState, withLabLock, writeState, type HostRecord, type LabState } from './state.js';
 import { libvirtAnswers, listDomains, virshRaw } from './virsh.js';
 import { readGuestStatus, type GuestStatus } from './guest-progress.js';
+import { dropAllCuts } from './netcut.js';
+import { mountStateDir, unmountAll } from './state-dir.js';
 
 export interface LabHostInfo {
   name: HostName;
@@ -122,6 +124,7 @@ export async function labUp(opts: LabUpOptions = {}): Promise<LabInfo> {
           existing.agents = true;
           for (const h of existing.hosts) {
             if (!(await isAlive(h.agentPid)) || !(await tcpAccepts(h.agentPort))) {
+              await mountStateDir(hostPlan(dir, h.name, existing.portBase));
               h.agentPid = await startAgent(hostPlan(dir, h.name, existing.portBase), dir);
               await writeState(dir, existing);
             }
@@ -151,6 +154,7 @@ export async function labUp(opts: LabUpOptions = {}): Promise<LabInfo> {
       );
       if (agents) {
         for (const [i, p] of plans.entries()) {
+          await mountStateDir(p);
           state.hosts[i]!.agentPid = await startAgent(p, dir);
           await writeState(dir, state);
         }
@@ -176,6 +180,10 @@ async function teardown(dir: string, s: LabState | undefined): Promise<number[]>
   );
   survivors.push(...stopped.flat());
   survivors.push(...(await terminate((await labQemus(dir)).map((p) => p.pid), 3_000)));
+  // faults the lab may have left in place: a cut migration network, the agents' stateDir tmpfs
+  await dropAllCuts(dir);
+  const mounts = await unmountAll(dir);
+  if (mounts.length) throw new LabError(`could not unmount ${mounts.join(', ')}`);
   await rm(stateFile(dir), { force: true });
   return [...new Set(survivors)];
 }
