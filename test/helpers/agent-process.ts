@@ -61,6 +61,8 @@ export async function startAgentProcess(o: AgentProcessOptions): Promise<AgentPr
   // a peer of the lab's agents: a certificate from the lab's CA, and the lab's destinations allowed
   const lab = o.labDir ?? labDir();
   const tls = await labAgentTls(lab, o.name);
+  // each agent needs a stateDir of its own (a lock refuses a second one): a temporary one unless given
+  const stateDir = o.args?.includes('--state-dir') ? null : mkdtempSync(join(tmpdir(), 'vmigrate-agent-state-'));
   const daemonArgs = [
     DAEMON_MAIN,
     '--name', o.name,
@@ -68,6 +70,7 @@ export async function startAgentProcess(o: AgentProcessOptions): Promise<AgentPr
     '--listen', `127.0.0.1:${o.port}`,
     '--metrics-listen', o.metricsPort ? `127.0.0.1:${o.metricsPort}` : 'off',
     '--log-target', o.journald ? 'journal' : 'stdout',
+    ...(stateDir ? ['--state-dir', stateDir] : []),
     '--tls-ca', tls.ca, '--tls-cert', tls.cert, '--tls-key', tls.key,
     '--allowed-libvirt-uris', JSON.stringify(labAllowedLibvirtUris(lab)),
     ...(o.args ?? []),
@@ -109,6 +112,7 @@ export async function startAgentProcess(o: AgentProcessOptions): Promise<AgentPr
   const stop = async (): Promise<number | null> => {
     const code = await proc.stop();
     if (runDir) rmSync(runDir, { recursive: true, force: true });
+    if (stateDir) rmSync(stateDir, { recursive: true, force: true });
     return code;
   };
 
