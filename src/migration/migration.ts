@@ -47,6 +47,9 @@ export interface MigrationPlan {
   /** the VM as the destination host's libvirt sees it, to tell where the VM stands at the end */
   viewDestination: () => Promise<HostView>;
   logger: Logger;
+  /** QEMU's max-bandwidth (bytes/s) before the migration: a libvirtd that dies mid-migration leaves
+   *  libvirt's cap on it, and the agent puts it back at the end */
+  bandwidthBefore?: number;
   /** when the migration started, if before this object (adopted from a predecessor agent); epoch ms */
   startedAtMs?: number;
 }
@@ -54,6 +57,7 @@ export interface MigrationPlan {
 /** How long a lost libvirt connection may take to come back before the agent gives up following. */
 const RECONNECT_LIMIT_MS = 60_000;
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+const MiB = 1024 * 1024;
 /** Delay before post-copy resume attempt `n`: 1 s doubling, at most 5 s. */
 const resumeDelayMs = (n: number): number => Math.min(5_000, 1_000 * 2 ** Math.min(n, 3));
 
@@ -535,13 +539,30 @@ export class Migration extends EventEmitter<MigrationEventMap> {
       this.status.paramsRestored = actions.length > 0 ? false : null;
       return;
     }
-    const result = await restoreAndVerify(d, actions);
+    const restored = await restoreAndVerify(d, actions);
+    // after the restore, whatever set it (a dead libvirtd's leftover, or the migration's own cap as
+    // the controller's "original"), QEMU's limit goes back to what it was before the migration
+    const bandwidth = await this.bandwidthLeftCapped(d);
+    const uncapped = bandwidth ? await restoreAndVerify(d, [bandwidth]) : null;
+    const result = uncapped
+      ? { verified: restored.verified !== false && uncapped.verified === true, problems: [...restored.problems, ...uncapped.problems] }
+      : restored;
     this.status.paramsRestored = result.verified;
     if (result.verified === false) {
       this.log.error({ event: 'migration.restore_failed', problems: result.problems }, 'parameters could not be put back');
     } else if (result.verified) {
-      this.log.info({ event: 'migration.restored', count: actions.length }, 'parameters put back and read back');
+      this.log.info({ event: 'migration.restored', count: actions.length + (uncapped ? 1 : 0) }, 'parameters put back and read back');
     }
+  }
+
+  /** libvirt takes its migration bandwidth cap off QEMU when the job ends, unless libvirtd died
+   *  meanwhile: then the agent does. Null when the limit is as it was (or cannot be known). */
+  private async bandwidthLeftCapped(d: Domain): Promise<Action | null> {
+    const before = this.plan.bandwidthBefore;
+    if (before === undefined) return null;
+    const now = await readMigrationParams(d).then((p) => p['max-bandwidth'], () => undefined);
+    if (now === undefined || now === before) return null;
+    return { type: 'set-bandwidth', mibPerSec: Math.round(before / MiB), reason: `migration ended: QEMU's bandwidth limit back from the migration's ${Math.round(now / MiB)} MiB/s` };
   }
 
   private async readCompletedStats(): Promise<void> {

@@ -9,6 +9,7 @@ import { checkClientDestination, resolveDestination } from '../../migration/dest
 import { destinationRules } from '../security/destination-rules.js';
 import { libvirtMigrationArgs } from '../../migration/plan.js';
 import { viewOnHost } from '../../migration/probe.js';
+import { readMigrationParams } from '../../migration/restore.js';
 import type { AgentContext } from '../context.js';
 import { findDomain, libvirtFailure } from '../vm-lookup.js';
 import { localHost } from './host.js';
@@ -70,9 +71,12 @@ async function migrate(ctx: AgentContext, p: VerbParams<'VM.migrate'>): Promise<
       ...(p.autoConvergeIncrement !== undefined ? { autoConvergeIncrement: p.autoConvergeIncrement } : {}),
     });
     const migrationId = randomUUID();
+    // QEMU's own bandwidth limit before libvirt caps it for the migration (put back if a dying libvirtd leaves the cap)
+    const bandwidthBefore = await readMigrationParams(domain).then((q) => q['max-bandwidth'], () => undefined);
     const migration = ctx.manager.start(
       {
         migrationId,
+        ...(bandwidthBefore !== undefined ? { bandwidthBefore } : {}),
         domain,
         vmUuid: domain.uuid,
         vmName: domain.name,
