@@ -142,16 +142,6 @@ export class Migration extends EventEmitter<MigrationEventMap> {
     else this.callMigrate(this.plan.flags);
   }
 
-  /**
-   * Follow a migration libvirt already runs without a call of ours (an agent restarted, or a lost
-   * connection): sample and steer it until its job ends, then settle where the VM stands.
-   */
-  attach(): void {
-    this.log.info({ event: 'migration.attach', destination: this.plan.destination }, 'following a running migration');
-    this.emit('state', this.snapshot());
-    this.startMonitoring();
-  }
-
   private startMonitoring(): void {
     const watchesPostcopy = (this.plan.flags & MigrateFlags.POSTCOPY) !== 0;
     this.monitor = startMonitor({
