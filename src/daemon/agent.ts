@@ -44,7 +44,8 @@ export async function startAgent(opts: AgentOptions): Promise<Agent> {
   const ledger = opts.stateDir !== undefined ? new MigrationLedger(opts.stateDir) : undefined;
   const manager = new MigrationManager(opts.maxOutgoing, ledger);
   const onEvent = (ev: DomainEvent): void => {
-    if (ev.kind === 'migration-iteration') manager.onIteration(ev.domainUuid);
+    // a lifecycle change (paused for post-copy, resumed, stopped) is sampled at once, like a pass boundary
+    if (ev.kind === 'migration-iteration' || ev.kind === 'lifecycle') manager.onIteration(ev.domainUuid);
     else if (ev.kind === 'job-completed') manager.onJobCompleted(ev.domainUuid, ev.stats);
   };
   const libvirt = new LibvirtLink(opts.settings.libvirtUri, opts.logger, onEvent);

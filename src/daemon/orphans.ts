@@ -13,9 +13,8 @@ import { followJob } from '../migration/follow.js';
 import { goneDomain } from '../migration/gone-domain.js';
 import type { LedgerEntry, MigrationLedger } from '../migration/ledger.js';
 import type { MigrationPlan } from '../migration/migration.js';
-import { putBackAndVerify } from '../migration/put-back.js';
 import type { AgentContext, ResolvedPolicy } from './context.js';
-import { viewOnHost } from '../migration/probe.js';
+import { destinationProbe } from '../migration/probe.js';
 import { destinationRules } from './security/destination-rules.js';
 
 async function findVm(domain: Domain | null): Promise<FoundVm> {
@@ -133,7 +132,9 @@ async function adoptOne(ctx: AgentContext, ledger: MigrationLedger, entry: Ledge
     ...(controller === null && completionTimeoutMs !== undefined ? { completionTimeoutMs } : {}),
     ...runtimeLimits(ctx, entry),
     reacquire: async () => (await ctx.libvirt.get()).lookupByUuid(entry.vmUuid),
-    viewDestination: () => viewOnHost(entry.plan.dconnuri, entry.vmUuid),
+    ...destinationProbe(entry.plan.dconnuri, entry.vmUuid),
+    // the controller, when resumed, restores what it changed; what it could not know comes from here
+    originalParams: originalParams(entry),
     intervalMs: ctx.settings.monitorIntervalMs,
     sampleTimeoutMs: ctx.settings.sampleTimeoutMs,
     logger: ctx.logger,
@@ -149,20 +150,6 @@ async function adoptOne(ctx: AgentContext, ledger: MigrationLedger, entry: Ledge
   const level = decision.kind === 'abort' || decision.steering === 'unsteered' ? 'warn' : 'info';
   log[level]({ event: 'migration.adopted', steering: decision.steering, decision: decision.kind, reason: decision.reason }, `adopted a migration left by a previous agent process: ${decision.reason}`);
   if (decision.kind === 'abort') void migration.applyExternal({ type: 'abort', reason: decision.reason });
-
-  // The copy that remains here gets its parameters back (the controller, when resumed, restored
-  // what it changed; what it could not know is put back here), read back to be sure.
-  const original = originalParams(entry);
-  void migration.done.then(async (s) => {
-    if (s.state === 'completed' || !domain) return;
-    try {
-      const { putBack, left } = await putBackAndVerify(domain, original, 'adopted migration ended');
-      if (left.length > 0) log.error({ event: 'migration.params_left_changed', params: left }, `QEMU parameters still differ after restore: ${left.join(', ')}`);
-      else log.info({ event: 'migration.params_restored', putBack }, putBack.length ? `QEMU parameters put back and read back: ${putBack.join(', ')}` : 'QEMU parameters read back: as before the migration');
-    } catch (err) {
-      log.warn({ event: 'migration.restore_failed', err: String(err) }, 'could not read back the QEMU parameters of the VM left here');
-    }
-  });
 }
 
 export async function adoptRecorded(ctx: AgentContext, ledger: MigrationLedger): Promise<void> {

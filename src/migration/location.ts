@@ -46,7 +46,10 @@ export function vmLocation(source: HostView, destination: HostView): VmLocation 
   if (srcRuns) return inactiveHere(destination) || destination.kind === 'unreachable' ? 'source' : 'unknown';
   if (handedOver(source) || postcopyStuck(destination)) {
     if (dstRuns) return 'destination';
-    return postcopyStuck(destination) ? 'paused-destination' : 'unknown';
+    if (postcopyStuck(destination)) return 'paused-destination';
+    // the destination QEMU (which held the running guest) is gone: what is left is the stale, paused
+    // copy on the source, which must never be resumed; the status's error says so
+    return handedOver(source) && inactiveHere(destination) ? 'paused-source' : 'unknown';
   }
   if (dstRuns) return inactiveHere(source) ? 'destination' : 'unknown';
   if (present(source) && source.state === DomainState.PAUSED && (inactiveHere(destination) || destination.kind === 'unreachable')) {
@@ -63,4 +66,9 @@ export function postcopyPhase(source: HostView): PostcopyPhase {
   if (source.reason === PausedReason.POSTCOPY_FAILED) return 'paused';
   if (source.reason === PausedReason.POSTCOPY) return 'active';
   return 'none';
+}
+
+/** The destination answered, and holds no copy of the guest: a broken post-copy cannot be resumed. */
+export function destinationLost(destination: HostView): boolean {
+  return destination.kind === 'absent' || (present(destination) && (destination.state === DomainState.SHUTOFF || destination.state === DomainState.CRASHED));
 }

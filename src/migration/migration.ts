@@ -5,6 +5,7 @@
 import { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
 import type { Action, ControllerPort } from '../controller/types.js';
+import type { QemuParams } from '../controller/index.js';
 import { AgentError, type ErrorName, ErrorCodes } from '../api/errors.js';
 import { isMigrationActive, type VmLocation } from '../api/results.js';
 import { isConnectionLost, isNoDomain } from '../libvirt/errors.js';
@@ -12,12 +13,13 @@ import type { Domain, JobStats, MigrateParams as LibvirtMigrateParams } from '..
 import { isJobActive, JobOperation, JobStatsFlags, MigrateFlags } from '../libvirt/types.js';
 import { isTransferStalled, stalledForMs, watchTransfer, type TransferWatch } from '../controller/transfer.js';
 import { applyAction } from './effects.js';
-import { postcopyPhase, vmLocation, type HostView } from './location.js';
+import { destinationLost, postcopyPhase, vmLocation, type HostView } from './location.js';
 import { startMonitor, SampleTimeoutError, type Monitor } from './monitor.js';
 import { baselineRestoreActions, type QemuMigrationParams } from './params.js';
 import { viewOf } from './probe.js';
 import { progressPercent } from './progress.js';
-import { readMigrationParams, restoreAndVerify } from './restore.js';
+import { putBackAndVerify } from './put-back.js';
+import { readMigrationParams, restoreAndVerify, type RestoreResult } from './restore.js';
 import { sampleFromJobStats, type MigrationSample } from '../controller/sample.js';
 import type { ActionRecord, MigrationEventMap, MigrationState, MigrationStatus } from './status.js';
 
@@ -52,6 +54,9 @@ export interface MigrationPlan {
   bandwidthBefore?: number;
   /** when the migration started, if before this object (adopted from a predecessor agent); epoch ms */
   startedAtMs?: number;
+  /** QEMU's parameters before the migration as a predecessor agent recorded them (adopted migrations:
+   *  what a lost controller state cannot say is put back from these) */
+  originalParams?: QemuParams;
 }
 
 /** How long a lost libvirt connection may take to come back before the agent gives up following. */
@@ -318,6 +323,12 @@ export class Migration extends EventEmitter<MigrationEventMap> {
   }
 
   private onSampleError(err: Error): void {
+    if (isNoDomain(err) && !this.callPending && this.active && !this.settling && !this.finishing) {
+      // followed job (no call of ours waits for it): a transient VM that left this host has migrated
+      // (libvirt finished it unattended, e.g. after a libvirtd restart in post-copy): settle now
+      void this.settle(null, false).catch((e: unknown) => this.internalError(e));
+      return;
+    }
     if (isConnectionLost(err) || err instanceof SampleTimeoutError) {
       if (!this.domainStale) this.log.warn({ event: 'migration.libvirt_lost', err: err.message }, 'libvirt connection lost; re-acquiring the VM');
       this.domainStale = true;
@@ -330,16 +341,23 @@ export class Migration extends EventEmitter<MigrationEventMap> {
     if (!this.active || this.settling || this.finishing) return;
     const t = Date.now() - this.startedMs;
     const phase = view ? postcopyPhase(view) : 'none';
-    if (phase !== 'none' && !this.postcopyStarted) {
+    if (phase !== 'none' && !this.status.postcopy) {
       this.postcopyStarted = true;
       this.status.postcopy = true;
       this.log.info({ event: 'migration.postcopy' }, 'migration switched to post-copy');
     }
-    if (phase === 'paused' && this.status.state !== 'postcopy-paused') {
-      this.log.warn({ event: 'migration.postcopy_paused' }, 'post-copy broke (link or destination); the guest is paused until it resumes');
+    if (isJobActive(stats.type)) this.transfer = watchTransfer(this.transfer, sampleFromJobStats(stats, t).dataProcessed, t);
+    // A post-copy stream that moves nothing (a silent cut) leaves the guest waiting on its pages as
+    // much as a broken one does. It is not interrupted: QEMU's migrate-pause would close the source's
+    // socket, and a destination that never hears of it (libvirt 9.0 cannot pause the incoming side)
+    // would wait for ever; left alone, TCP resumes the stream once the link is back.
+    const stalled = phase === 'active' && this.transfer !== null && isTransferStalled(this.transfer, t, this.plan.transferStallMs);
+    if ((phase === 'paused' || stalled) && this.status.state !== 'postcopy-paused') {
+      if (stalled) this.log.warn({ event: 'migration.postcopy_stalled', stalledSecs: Math.round(stalledForMs(this.transfer!, t) / 1000) }, 'post-copy moves no data (link cut or destination hung); the guest waits on its pages until the stream moves again');
+      else this.log.warn({ event: 'migration.postcopy_paused' }, 'post-copy broke (link or destination); the guest is paused until it resumes');
       this.setState('postcopy-paused');
-    } else if (phase === 'active' && this.status.state === 'postcopy-paused') {
-      this.log.info({ event: 'migration.postcopy_resumed' }, 'post-copy resumed');
+    } else if (phase === 'active' && !stalled && this.status.state === 'postcopy-paused') {
+      this.log.info({ event: 'migration.postcopy_resumed' }, 'post-copy moves again');
       this.setState('running');
     }
     if (!isJobActive(stats.type)) {
@@ -366,8 +384,7 @@ export class Migration extends EventEmitter<MigrationEventMap> {
     if (this.plan.controller && steerable) {
       for (const action of this.plan.controller.observe(sample)) void this.runAction(action);
     }
-    this.transfer = watchTransfer(this.transfer, sample.dataProcessed, t);
-    if (steerable && !this.inPostcopy && isTransferStalled(this.transfer, t, this.plan.transferStallMs)) {
+    if (steerable && !this.inPostcopy && this.transfer !== null && isTransferStalled(this.transfer, t, this.plan.transferStallMs)) {
       const secs = Math.round(stalledForMs(this.transfer, t) / 1000);
       void this.runAction({ type: 'abort', reason: `no data moved for ${secs} s (a cut link or a hung destination; policy limit ${Math.round(this.plan.transferStallMs / 1000)} s); the guest keeps running on the source` });
       return;
@@ -394,10 +411,9 @@ export class Migration extends EventEmitter<MigrationEventMap> {
       };
       try {
         await applyAction(await this.currentDomain(), action);
-        if (action.type === 'postcopy') {
-          this.postcopyStarted = true;
-          this.status.postcopy = true;
-        }
+        // requested only: QEMU switches over at its next iteration (status.postcopy says when it did);
+        // from here on, cancel and abort are refused as if it had
+        if (action.type === 'postcopy') this.postcopyStarted = true;
       } catch (err) {
         record.applied = false;
         record.error = err instanceof Error ? err.message : String(err);
@@ -429,7 +445,7 @@ export class Migration extends EventEmitter<MigrationEventMap> {
       if (d === null) return this.finishWhereItIs(message, false); // gone from the source, or libvirt never came back
       const [stats, view] = await Promise.all([d.getJobStats().catch(() => null), viewOf(async () => d)]);
       const phase = postcopyPhase(view);
-      if (phase !== 'none') this.postcopyStarted = true;
+      if (phase !== 'none') this.postcopyStarted = this.status.postcopy = true;
       const outgoing = stats !== null && isJobActive(stats.type) && (stats['operation'] === undefined || stats['operation'] === JobOperation.MIGRATION_OUT);
       if (phase === 'paused') return this.recoverPostcopy(message);
       if (outgoing) {
@@ -466,9 +482,13 @@ export class Migration extends EventEmitter<MigrationEventMap> {
         this.callPending = false;
         lastError = err instanceof Error ? err.message : String(err);
         if (isConnectionLost(err)) this.domainStale = true;
-        const phase = postcopyPhase(await viewOf(() => this.currentDomain()));
-        this.log.warn({ event: 'migration.postcopy_resume_failed', attempt: attempt + 1, err: lastError, phase }, 'post-copy resume failed');
+        const [phase, destination] = await Promise.all([postcopyPhase(await viewOf(() => this.currentDomain())), this.plan.viewDestination()]);
+        this.log.warn({ event: 'migration.postcopy_resume_failed', attempt: attempt + 1, err: lastError, phase, destination }, 'post-copy resume failed');
         if (phase === 'none') return this.finishWhereItIs(lastError, false); // it ended after all
+        if (destinationLost(destination)) {
+          // the destination QEMU held the running guest and is gone: no resume can bring it back
+          return this.finishWhereItIs(`post-copy cannot be recovered: the guest's destination copy is gone (${lastError}); the paused source copy is stale and must not be resumed`, false);
+        }
       }
     }
     const secs = Math.round(this.plan.postcopyRecoveryMs / 1000);
@@ -534,14 +554,27 @@ export class Migration extends EventEmitter<MigrationEventMap> {
     // the controller's "original"), QEMU's limit goes back to what it was before the migration
     const bandwidth = await this.bandwidthLeftCapped(d);
     const uncapped = bandwidth ? await restoreAndVerify(d, [bandwidth]) : null;
-    const result = uncapped
-      ? { verified: restored.verified !== false && uncapped.verified === true, problems: [...restored.problems, ...uncapped.problems] }
-      : restored;
-    this.status.paramsRestored = result.verified;
-    if (result.verified === false) {
-      this.log.error({ event: 'migration.restore_failed', problems: result.problems }, 'parameters could not be put back');
-    } else if (result.verified) {
-      this.log.info({ event: 'migration.restored', count: actions.length + (uncapped ? 1 : 0) }, 'parameters put back and read back');
+    const recorded = await this.putBackRecorded(d);
+    const parts = [restored, uncapped, recorded].filter((r): r is RestoreResult => r !== null && r.verified !== null);
+    const verified = parts.length === 0 ? null : parts.every((r) => r.verified === true);
+    this.status.paramsRestored = verified;
+    if (verified === false) {
+      this.log.error({ event: 'migration.restore_failed', problems: parts.flatMap((r) => r.problems) }, 'parameters could not be put back');
+    } else if (verified) {
+      this.log.info({ event: 'migration.restored', count: actions.length + (uncapped ? 1 : 0) + (recorded?.count ?? 0) }, 'parameters put back and read back');
+    }
+  }
+
+  /** Adopted migration: whatever still differs from the predecessor's record is put back and read again. */
+  private async putBackRecorded(d: Domain): Promise<(RestoreResult & { count: number }) | null> {
+    const original = this.plan.originalParams;
+    if (original === undefined) return null;
+    try {
+      const { putBack, left } = await putBackAndVerify(d, original, 'adopted migration ended');
+      if (putBack.length === 0) return null;
+      return { verified: left.length === 0, problems: left.map((p) => `${p} still differs after restore`), count: putBack.length };
+    } catch (err) {
+      return { verified: false, problems: [`read back: ${String(err)}`], count: 0 };
     }
   }
 
@@ -563,6 +596,8 @@ export class Migration extends EventEmitter<MigrationEventMap> {
       if (sample.dataTotal > 0) this.status.dataTotal = sample.dataTotal;
       if (sample.dataProcessed > 0) this.status.dataProcessed = sample.dataProcessed;
       if (sample.iteration > 0) this.status.iteration = sample.iteration;
+      // a post-copy phase shorter than one sampling interval shows only here
+      if (sample.postcopyRequests > 0) this.status.postcopy = true;
     } catch (err) {
       this.log.debug({ event: 'migration.completed_stats_unavailable', err: String(err) }, 'no completed job statistics');
     }

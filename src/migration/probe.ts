@@ -40,3 +40,8 @@ export async function viewOnHost(libvirtUri: string, vmUuid: string, timeoutMs =
   })();
   return within(ask, timeoutMs, { kind: 'unreachable' });
 }
+
+/** What a migration asks of its destination host's libvirt, by the URI the migration used. */
+export function destinationProbe(libvirtUri: string, vmUuid: string): { viewDestination: () => Promise<HostView> } {
+  return { viewDestination: () => viewOnHost(libvirtUri, vmUuid) };
+}

@@ -134,7 +134,7 @@ test('a migration that cannot be recorded is refused with STATE_WRITE_FAILED and
           {
             migrationId: 'm1', domain, vmUuid: domain.uuid, vmName: 'g', source: 'a', destination: 'b', dconnuri: 'qemu+unix:///system',
             params: {}, flags: 0, policyName: 'stock', controller: null, intervalMs: 10, sampleTimeoutMs: 100, logger: pino({ level: 'silent' }),
-            transferStallMs: 30_000, postcopyRecoveryMs: 60_000, reacquire: async () => domain, viewDestination: async () => ({ kind: 'unreachable' as const }),
+            transferStallMs: 30_000, postcopyRecoveryMs: 60_000, reacquire: async () => domain, viewDestination: async () => ({ kind: 'unreachable' as const })
           },
           { policy: null, guestRamBytes: 1 << 20, postcopy: false },
           async () => { ended = true; },

@@ -62,7 +62,8 @@ test('vmLocation: post-copy ends', () => {
   assert.equal(vmLocation(paused(13), paused(13)), 'paused-destination');
   assert.equal(vmLocation(absent, running(11)), 'paused-destination');
   assert.equal(vmLocation(paused(13), unreachable), 'unknown');
-  assert.equal(vmLocation(paused(13), absent), 'unknown', 'the guest state was handed over and is gone');
+  assert.equal(vmLocation(paused(13), absent), 'paused-source', 'the destination QEMU died: only the stale paused source copy is left');
+  assert.equal(vmLocation(paused(13), shutoff), 'paused-source');
 });
 
 test('postcopyPhase reads the source domain state', () => {

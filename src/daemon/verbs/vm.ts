@@ -8,7 +8,7 @@ import { DomainState, type DomainStateCode } from '../../libvirt/types.js';
 import { checkClientDestination, resolveDestination } from '../../migration/destination.js';
 import { destinationRules } from '../security/destination-rules.js';
 import { libvirtMigrationArgs } from '../../migration/plan.js';
-import { viewOnHost } from '../../migration/probe.js';
+import { destinationProbe } from '../../migration/probe.js';
 import { readMigrationParams } from '../../migration/restore.js';
 import type { AgentContext } from '../context.js';
 import { findDomain, libvirtFailure } from '../vm-lookup.js';
@@ -91,7 +91,7 @@ async function migrate(ctx: AgentContext, p: VerbParams<'VM.migrate'>): Promise<
         transferStallMs: policy.transferStallMs,
         postcopyRecoveryMs: policy.postcopyRecoveryMs,
         reacquire: async () => (await ctx.libvirt.get()).lookupByUuid(domain.uuid),
-        viewDestination: () => viewOnHost(dst.dconnuri, domain.uuid),
+        ...destinationProbe(dst.dconnuri, domain.uuid),
         intervalMs: ctx.settings.monitorIntervalMs,
         sampleTimeoutMs: ctx.settings.sampleTimeoutMs,
         logger: ctx.logger,

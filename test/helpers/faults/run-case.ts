@@ -24,6 +24,9 @@ const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 /** How long a case waits for its migration to end once the fault is over. */
 const END_TIMEOUT_MS = 90_000;
+/** The same in post-copy: after a long cut the destination sees the paused stream break only when
+ *  TCP retransmits across the restored link, and its backoff reaches 120 s (TCP_RTO_MAX). */
+const POSTCOPY_END_TIMEOUT_MS = 240_000;
 /** A status the agent cannot give for this long after the fault counts as lost. */
 const STATUS_LOST_MS = 15_000;
 
@@ -121,7 +124,7 @@ export async function runCase(c: CaseId, lab: CaseLab, vm: string): Promise<Case
         await rawCall(lab.src.agentUrl!, 'VM.migrateChangeParams', { vmId: vm, ...phase.release }).catch(() => undefined);
       }
     }
-    const { final, error } = await waitEnd(lab.src.agentUrl!, vm, END_TIMEOUT_MS);
+    const { final, error } = await waitEnd(lab.src.agentUrl!, vm, c.phase === 'post-copy' ? POSTCOPY_END_TIMEOUT_MS : END_TIMEOUT_MS);
     await watch.stop();
     result.statesSeen = watch.seen;
     result.final = final ? { state: final.state, vmLocation: final.vmLocation ?? null, error: final.error ? `${final.error.name}: ${final.error.message}` : null } : null;
