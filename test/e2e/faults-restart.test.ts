@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { defineGuest, destroyGuest, labDir, labDown, labUp, virsh, type LabHostInfo } from '../../src/lab/index.js';
 import { call, callError, useClientTls, waitFor } from '../helpers/raw-rpc.js';
+import { agentUrl, runningOn, type ListedVm } from '../helpers/lab-hosts.js';
 
 const execFileP = promisify(execFile);
 
@@ -21,24 +22,17 @@ interface Status {
   actions: { at: string; action: { type: string; reason: string }; applied: boolean }[];
   adoption?: { adoptedAt: string; steering: string; reason: string };
 }
-interface Vm {
-  name: string;
-  state: string;
-}
 
 const isRoot = process.getuid?.() === 0;
 let A: LabHostInfo;
 let B: LabHostInfo;
-const agent = (h: LabHostInfo): string => h.agentUrl ?? assert.fail(`lab host ${h.name} has no agent`);
+const agent = agentUrl;
 const stateDirOf = (host: string): string => join(labDir(), host, 'agent-state');
 
-async function runningOn(h: LabHostInfo, name: string): Promise<boolean> {
-  return (await call<Vm[]>(agent(h), 'VM.list')).some((v) => v.name === name && v.state === 'running');
-}
 
 async function assertOnlyOn(host: LabHostInfo, other: LabHostInfo, name: string): Promise<void> {
   assert.ok(await runningOn(host, name), `${name} should be running on ${host.name}`);
-  assert.ok(!(await call<Vm[]>(agent(other), 'VM.list')).some((v) => v.name === name && v.state === 'running'), `${name} must not run on ${other.name}`);
+  assert.ok(!(await call<ListedVm[]>(agent(other), 'VM.list')).some((v) => v.name === name && v.state === 'running'), `${name} must not run on ${other.name}`);
 }
 
 const status = (name: string): Promise<Status> => call<Status>(agent(A), 'VM.migrateStatus', { vmId: name });

@@ -12,6 +12,7 @@ import { virshRaw } from '../../src/lab/virsh.js';
 import { hostPlan, labDir, portBase } from '../../src/lab/paths.js';
 import { spawnLibvirtd, waitLibvirtd } from '../../src/lab/host.js';
 import { call, callError, sleep, useClientTls, waitFor } from '../helpers/raw-rpc.js';
+import { agentUrl, runningOn } from '../helpers/lab-hosts.js';
 
 const execFileP = promisify(execFile);
 
@@ -25,21 +26,14 @@ interface Status {
   paramsRestored: boolean | null;
   actions: { action: { type: string }; applied: boolean }[];
 }
-interface Vm {
-  name: string;
-  state: string;
-}
 
 const isRoot = process.getuid?.() === 0;
 let A: LabHostInfo;
 let B: LabHostInfo;
-const agent = (h: LabHostInfo): string => h.agentUrl ?? assert.fail(`lab host ${h.name} has no agent`);
+const agent = agentUrl;
 const status = (vm: string): Promise<Status> => call<Status>(agent(A), 'VM.migrateStatus', { vmId: vm });
 const ENDED = ['completed', 'failed', 'cancelled'];
 
-async function runningOn(h: LabHostInfo, name: string): Promise<boolean> {
-  return (await call<Vm[]>(agent(h), 'VM.list')).some((v) => v.name === name && v.state === 'running');
-}
 
 async function assertOnlyOn(host: LabHostInfo, other: LabHostInfo, name: string): Promise<void> {
   assert.ok(await runningOn(host, name), `${name} should be running on ${host.name}`);

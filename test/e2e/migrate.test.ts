@@ -4,7 +4,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { defineGuest, destroyGuest, labDir, labDown, labUp, readGuestProgress, virsh, type LabHostInfo } from '../../src/lab/index.js';
 import { call, callError, operatorTlsPaths, sleep, waitFor } from '../helpers/raw-rpc.js';
-import { twoHosts } from '../helpers/lab-hosts.js';
+import { agentUrl, runningOn, twoHosts, vmsOn, type ListedVm } from '../helpers/lab-hosts.js';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { fileURLToPath } from 'node:url';
@@ -36,23 +36,11 @@ interface Status {
   error: { code: number; name: string; message: string } | null;
   actions: { action: { type: string } }[];
 }
-interface Vm {
-  name: string;
-  state: string;
-}
 
 const isRoot = process.getuid?.() === 0;
 let A: LabHostInfo;
 let B: LabHostInfo;
-const agent = (h: LabHostInfo): string => h.agentUrl ?? assert.fail(`lab host ${h.name} has no agent`);
-
-async function vmsOn(h: LabHostInfo): Promise<Vm[]> {
-  return call<Vm[]>(agent(h), 'VM.list');
-}
-
-async function runningOn(h: LabHostInfo, name: string): Promise<boolean> {
-  return (await vmsOn(h)).some((v) => v.name === name && v.state === 'running');
-}
+const agent = agentUrl;
 
 /** Where the guest runs: exactly one running copy, on this host. */
 async function assertOnlyOn(host: LabHostInfo, other: LabHostInfo, name: string): Promise<void> {
@@ -200,7 +188,7 @@ describe('live migration on the lab', { skip: isRoot ? false : 'needs root (lab 
     await defineGuest({ host: 'a', name, ramMiB: 128, wsMiB: 8, rateMiB: 4 });
     const listed = await cli(['--agent', agent(A), '--json', 'list']);
     assert.equal(listed.code, 0, listed.stderr);
-    assert.ok((JSON.parse(listed.stdout) as Vm[]).some((v) => v.name === name && v.state === 'running'));
+    assert.ok((JSON.parse(listed.stdout) as ListedVm[]).some((v) => v.name === name && v.state === 'running'));
     const migrated = await cli(['--agent', agent(A), '--json', 'migrate', name, agent(B)]);
     assert.equal(migrated.code, 0, migrated.stderr);
     const final = JSON.parse(migrated.stdout) as Status;

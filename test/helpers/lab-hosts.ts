@@ -28,3 +28,21 @@ export async function migrateCompletes(A: LabHostInfo, B: LabHostInfo, vm: strin
   assert.equal(done.state, 'completed', JSON.stringify(done.error));
   await destroyGuest(B.libvirtUri, vm);
 }
+
+/** A VM as `VM.list` returns it. */
+export interface ListedVm {
+  name: string;
+  state: string;
+}
+
+/** The agent URL of a lab host started with agents. */
+export const agentUrl = (h: LabHostInfo): string => h.agentUrl ?? assert.fail(`lab host ${h.name} has no agent`);
+
+export async function vmsOn(h: LabHostInfo): Promise<ListedVm[]> {
+  return call<ListedVm[]>(agentUrl(h), 'VM.list');
+}
+
+/** The host's agent lists the VM as running. */
+export async function runningOn(h: LabHostInfo, name: string): Promise<boolean> {
+  return (await vmsOn(h)).some((v) => v.name === name && v.state === 'running');
+}
