@@ -2,7 +2,7 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import { defineGuest } from '../lab/guest.js';
 import { readGuestStatus } from '../lab/guest-progress.js';
 import { labDown, labStatus, labUp, type LabInfo, type LabStatus } from '../lab/lab.js';
-import { HOST_NAMES, hostPlan, labDir, portBase, type HostName } from '../lab/paths.js';
+import { DEFAULT_HOST_COUNT, HOST_NAMES, hostPlan, labDir, MAX_HOST_COUNT, portBase, type HostName } from '../lab/paths.js';
 import { LabError } from '../lab/errors.js';
 import type { LinuxLoad } from '../lab/linux-plan.js';
 import { killAgent, killLibvirtd, killQemu, restartAgent, restartLibvirtd } from '../lab/host-control.js';
@@ -81,23 +81,30 @@ function choice<K extends string>(words: readonly K[]) {
   };
 }
 
+function hostCount(v: string): number {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 1 || n > MAX_HOST_COUNT) throw new InvalidArgumentError(`must be an integer from 1 to ${MAX_HOST_COUNT}`);
+  return n;
+}
+
 function hostOpt(v: string): HostName {
   if (!(HOST_NAMES as readonly string[]).includes(v)) throw new InvalidArgumentError(`host must be one of ${HOST_NAMES.join(', ')}`);
   return v as HostName;
 }
 
 export function registerLabCommands(program: Command): void {
-  const lab = program.command('lab').description('two local libvirt hosts (a, b) for real live migration; needs root');
+  const lab = program.command('lab').description(`local libvirt hosts (a, b by default; --hosts N for more) for real live migration; needs root`);
 
   lab
     .command('up')
-    .description('start libvirtd for hosts a and b (own mount namespaces) and one agent per host')
+    .description('start libvirtd for hosts a, b (c...) in their own mount namespaces and one agent per host')
     .option('--json', 'print machine-readable JSON')
+    .option('--hosts <n>', `number of hosts, 1 to ${MAX_HOST_COUNT} (default: ${DEFAULT_HOST_COUNT}, or the running lab's)`, hostCount)
     .option('--no-agents', 'do not start vmigrated agents')
     .option('--keep-on-failure', 'leave a failed start running for debugging')
     .action(
-      action(async (o: { json?: boolean; agents: boolean; keepOnFailure?: boolean }, cmd: Command) => {
-        const i = await labUp({ agents: o.agents, keepOnFailure: !!o.keepOnFailure });
+      action(async (o: { json?: boolean; agents: boolean; keepOnFailure?: boolean; hosts?: number }, cmd: Command) => {
+        const i = await labUp({ agents: o.agents, keepOnFailure: !!o.keepOnFailure, ...(o.hosts !== undefined ? { hosts: o.hosts } : {}) });
         if (wantsJson(cmd)) out(i);
         else printInfo(i);
       }),

@@ -5,7 +5,7 @@ import { labClientTls, labClientTlsPaths, labMigrationTls } from './lab-pki.js';
 import type { TlsMaterial } from '../common/pki.js';
 import { LabError, requireRoot } from './errors.js';
 import { prepareHost, spawnLibvirtd, stopHost, waitLibvirtd } from './host.js';
-import { HOST_NAMES, hostPlan, labDir, portBase, stateFile, type HostName, type HostPlan } from './paths.js';
+import { HOST_NAMES, hostNames, hostPlan, labDir, portBase, stateFile, type HostName, type HostPlan } from './paths.js';
 import { isAlive, labQemus, terminate } from './procs.js';
 import { readState, withLabLock, writeState, type HostRecord, type LabState } from './state.js';
 import { libvirtAnswers, listDomains, virshRaw } from './virsh.js';
@@ -43,6 +43,8 @@ export interface LabUpOptions {
   portBase?: number;
   /** Leave a failed start in place for debugging instead of tearing it down. */
   keepOnFailure?: boolean;
+  /** Number of hosts (a, b, c...). Unset: a running lab is kept whatever its size, a new one has 2. */
+  hosts?: number;
 }
 
 export interface LabDomainStatus {
@@ -106,19 +108,20 @@ async function hostHealthy(h: HostRecord): Promise<boolean> {
   return (await isAlive(h.libvirtdPid)) && (await libvirtAnswers(h.libvirtUri));
 }
 
-/** Brings up hosts a and b (and their agents); returns what `lab up --json` prints. */
+/** Brings up hosts a, b (c...) and their agents; returns what `lab up --json` prints. */
 export async function labUp(opts: LabUpOptions = {}): Promise<LabInfo> {
   requireRoot('lab up');
   const dir = labDir(opts.dir);
   const base = portBase(opts.portBase);
   const agents = opts.agents ?? true;
+  const names = opts.hosts === undefined ? undefined : hostNames(opts.hosts);
   if (agents) requireDaemonBuilt();
   await mkdir(dir, { recursive: true });
   return withLabLock(dir, async () => {
     const operator = await labClientTls(dir, 'manager');
     const existing = await readState(dir);
     if (existing) {
-      const healthy = (await Promise.all(existing.hosts.map(hostHealthy))).every(Boolean) && existing.hosts.length === HOST_NAMES.length;
+      const healthy = (await Promise.all(existing.hosts.map(hostHealthy))).every(Boolean) && (names === undefined || existing.hosts.length === names.length);
       if (healthy) {
         if (agents) {
           existing.agents = true;
@@ -136,7 +139,7 @@ export async function labUp(opts: LabUpOptions = {}): Promise<LabInfo> {
     // Partial/crashed lab, or a lost lab.json: stop whatever of this lab still runs, start clean.
     await teardown(dir, existing);
 
-    const plans = HOST_NAMES.map((n) => hostPlan(dir, n, base));
+    const plans = (names ?? hostNames()).map((n) => hostPlan(dir, n, base));
     const state: LabState = { version: 1, dir, createdAt: new Date().toISOString(), portBase: base, agents, hosts: plans.map(record) };
     await writeState(dir, state);
     try {
@@ -170,7 +173,10 @@ export async function labUp(opts: LabUpOptions = {}): Promise<LabInfo> {
 /** Stops everything recorded for (or recognisably started by) the lab in `dir`. */
 async function teardown(dir: string, s: LabState | undefined): Promise<number[]> {
   const base = s?.portBase ?? portBase();
-  const records: HostRecord[] = s?.hosts.length ? s.hosts : HOST_NAMES.map((n) => record(hostPlan(dir, n, base)));
+  // No state: every host whose directory exists may have something running.
+  const records: HostRecord[] = s?.hosts.length
+    ? s.hosts
+    : HOST_NAMES.filter((n, i) => i < 2 || existsSync(hostPlan(dir, n, base).dir)).map((n) => record(hostPlan(dir, n, base)));
   const survivors: number[] = [];
   for (const h of records) survivors.push(...(await stopAgent(h.name, h.libvirtUri, h.agentPid)));
   const stopped = await Promise.all(

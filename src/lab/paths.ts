@@ -5,8 +5,20 @@ import { fileURLToPath } from 'node:url';
 import { LabError } from './errors.js';
 import { migrationTlsDir } from './lab-pki.js';
 
-export const HOST_NAMES = ['a', 'b'] as const;
+/** Every name a lab host may have; a lab of N hosts uses the first N. */
+export const HOST_NAMES = ['a', 'b', 'c', 'd', 'e', 'f', 'g', 'h'] as const;
 export type HostName = (typeof HOST_NAMES)[number];
+/** Two hosts unless `lab up --hosts N` asks for more. */
+export const DEFAULT_HOST_COUNT = 2;
+export const MAX_HOST_COUNT = HOST_NAMES.length;
+
+/** The names of a lab of `count` hosts: a, b, c... */
+export function hostNames(count: number = DEFAULT_HOST_COUNT): HostName[] {
+  if (!Number.isInteger(count) || count < 1 || count > MAX_HOST_COUNT) {
+    throw new LabError(`a lab has 1 to ${MAX_HOST_COUNT} hosts, not ${count}`);
+  }
+  return HOST_NAMES.slice(0, count);
+}
 
 export const DEFAULT_LAB_DIR = '/tmp/vmigrate-lab';
 export const DEFAULT_PORT_BASE = 17100;
@@ -23,7 +35,8 @@ export function labDir(override?: string): string {
   return dir;
 }
 
-/** Agent port = base+1.., metrics = base+101.. (a=17101/17201, b=17102/17202 by default). */
+/** Agent port = base+1.., metrics = base+101.. (a=17101/17201, b=17102/17202, c=17103/17203 by default);
+ * migration ports base+500+32i.. (8 hosts use base+500..base+755). */
 export function portBase(override?: number): number {
   const raw = override ?? (process.env.VMIGRATE_LAB_PORT_BASE ? Number(process.env.VMIGRATE_LAB_PORT_BASE) : DEFAULT_PORT_BASE);
   if (!Number.isInteger(raw) || raw < 1024 || raw > 65_000) throw new LabError(`bad VMIGRATE_LAB_PORT_BASE: ${raw}`);
