@@ -32,7 +32,7 @@ function verb<P extends z.ZodObject, R extends z.ZodType>(summary: string, param
 
 export const CATALOG = {
   'Host.ping': verb('Is the agent alive?', NoParams, PingResultSchema),
-  'Host.getCapabilities': verb('Host identity, libvirt/QEMU versions, migration features and policies', NoParams, CapabilitiesSchema, ['LIBVIRT_ERROR']),
+  'Host.getCapabilities': verb('Host identity, libvirt/QEMU versions, migration features, policies, and capacity (free memory, running VMs, free migration slots)', NoParams, CapabilitiesSchema, ['LIBVIRT_ERROR']),
   'VM.list': verb('VMs defined on this host', NoParams, z.array(VmSummarySchema), ['LIBVIRT_ERROR']),
   'VM.migrate': verb(
     'Start a live migration of a VM to another host; returns at once, the migration runs in the background',

@@ -13,6 +13,19 @@ export const CapabilitiesSchema = z.strictObject({
   libvirtUri: z.string(),
   migrationFeatures: z.array(z.string()),
   policies: z.array(z.string()),
+  capacity: z
+    .strictObject({
+      memoryFreeMiB: z.number().describe('memory an incoming VM may still use, MiB'),
+      memoryTotalMiB: z.number().describe('memory offered to VMs, MiB (memoryCapacityMiB, or the host\'s total)'),
+      memorySource: z.enum(['configured', 'host']).describe('configured: memoryCapacityMiB minus the VMs\' memory; host: the host\'s available memory'),
+      runningVms: z.number().int().describe('active domains (running, paused, incoming)'),
+      vmMemoryMiB: z.number().describe('memory of the active domains, MiB'),
+      incomingSlotsFree: z.number().int(),
+      incomingLimit: z.number().int(),
+      outgoingSlotsFree: z.number().int(),
+      outgoingLimit: z.number().int(),
+    })
+    .describe('what the host can take now, for placement'),
 });
 
 export const VmSummarySchema = z.strictObject({ id: z.number().int(), uuid: z.string(), name: z.string(), state: z.string() });

@@ -90,6 +90,25 @@ export interface Capabilities {
   libvirtUri: string;
   migrationFeatures: string[];
   policies: string[];
+  capacity: HostCapacity;
+}
+
+/** What a host can take now, for placement (Host.evacuate asks each destination). */
+export interface HostCapacity {
+  /** memory an incoming VM may still use, MiB */
+  memoryFreeMiB: number;
+  /** memory offered to VMs, MiB: the configured memoryCapacityMiB, or the host's total memory */
+  memoryTotalMiB: number;
+  /** `configured`: memoryCapacityMiB minus the VMs' memory; `host`: the host's available memory */
+  memorySource: 'configured' | 'host';
+  /** active domains (running, paused, incoming) */
+  runningVms: number;
+  /** memory of the active domains, MiB */
+  vmMemoryMiB: number;
+  incomingSlotsFree: number;
+  incomingLimit: number;
+  outgoingSlotsFree: number;
+  outgoingLimit: number;
 }
 
 export interface VmSummary {

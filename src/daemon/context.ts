@@ -17,6 +17,8 @@ export interface AgentSettings {
   migrationUri?: string;
   monitorIntervalMs: number;
   sampleTimeoutMs: number;
+  /** memory offered to VMs, MiB; absent: the host's available memory */
+  memoryCapacityMiB?: number;
   /** encrypt migration streams when VM.migrate does not say; default false */
   migrationTls?: boolean;
   /** the libvirt URIs a migration may be sent to */

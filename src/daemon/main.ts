@@ -75,6 +75,7 @@ async function main(): Promise<void> {
       monitorIntervalMs: config.monitorIntervalMs,
       sampleTimeoutMs: config.sampleTimeoutMs,
       migrationTls: config.migrationTls,
+      ...(config.memoryCapacityMiB !== null ? { memoryCapacityMiB: config.memoryCapacityMiB } : {}),
       allowedLibvirtUris: config.allowedLibvirtUris.map(parseAllowRule),
       tls,
       roles: roleTable(config.roles),

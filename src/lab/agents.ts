@@ -53,7 +53,8 @@ export function tcpAccepts(port: number, host = '127.0.0.1', timeoutMs = 1_000):
 }
 
 /** Starts vmigrated for one host, detached, logging to <host>/agent.log; waits for its port. */
-export async function startAgent(p: HostPlan, labDir: string, timeoutMs = 30_000): Promise<number> {
+/** `extraArgs`: more vmigrated flags (e.g. --memory-capacity-mib for a host that looks full). */
+export async function startAgent(p: HostPlan, labDir: string, timeoutMs = 30_000, extraArgs: readonly string[] = []): Promise<number> {
   requireDaemonBuilt();
   const tls = await labAgentTls(labDir, p.name);
   if (await tcpAccepts(p.agentPort)) throw new LabError(`port 127.0.0.1:${p.agentPort} for agent ${p.name} is already in use (set VMIGRATE_LAB_PORT_BASE)`);
@@ -61,7 +62,7 @@ export async function startAgent(p: HostPlan, labDir: string, timeoutMs = 30_000
   const fd = openSync(p.agentLog, 'a');
   let pid: number;
   try {
-    const child = spawn(process.execPath, agentArgs(p, tls, labDir), { detached: true, stdio: ['ignore', fd, fd] });
+    const child = spawn(process.execPath, [...agentArgs(p, tls, labDir), ...extraArgs], { detached: true, stdio: ['ignore', fd, fd] });
     child.unref();
     if (!child.pid) throw new Error(`failed to spawn agent ${p.name}`);
     pid = child.pid;

@@ -91,7 +91,7 @@ export async function killQemu(host: HostName, domain: string, o: HostControlOpt
 }
 
 /** Stops the host's agent (TERM, then KILL) if it runs, and starts a new one; its pid is recorded. */
-export async function restartAgent(host: HostName, o: HostControlOptions = {}): Promise<RestartResult> {
+export async function restartAgent(host: HostName, o: HostControlOptions & { agentArgs?: readonly string[] } = {}): Promise<RestartResult> {
   requireRoot('lab restart');
   const dir = labDir(o.dir);
   return withLabLock(dir, async () => {
@@ -101,7 +101,7 @@ export async function restartAgent(host: HostName, o: HostControlOptions = {}): 
     const oldPid = await liveAgent(h);
     const left = await stopAgent(h.name, h.libvirtUri, h.agentPid);
     if (left.length) throw new LabError(`could not stop the agent of host ${host}: pids ${left.join(' ')} survive`);
-    h.agentPid = await startAgent(hostPlan(dir, host, s.portBase), dir);
+    h.agentPid = await startAgent(hostPlan(dir, host, s.portBase), dir, undefined, o.agentArgs);
     await writeState(dir, s);
     return { host, what: 'agent', oldPid, pid: h.agentPid };
   });

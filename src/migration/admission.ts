@@ -25,6 +25,11 @@ export class AdmissionDesk {
     private readonly ttlMs = 6 * 3600_000,
   ) {}
 
+  /** the most incoming migrations admitted at once */
+  get limit(): number {
+    return this.maxIncoming;
+  }
+
   get incoming(): number {
     this.expire();
     return this.admitted.size;

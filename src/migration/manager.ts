@@ -33,6 +33,11 @@ export class MigrationManager extends EventEmitter<MigrationEventMap> {
     super();
   }
 
+  /** the most outgoing migrations at once */
+  get limit(): number {
+    return this.maxOutgoing;
+  }
+
   get activeCount(): number {
     let n = 0;
     for (const m of this.byVm.values()) if (m.active) n += 1;

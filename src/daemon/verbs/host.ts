@@ -3,6 +3,7 @@ import type { Capabilities, PingResult } from '../../api/results.js';
 import type { LocalHost } from '../../migration/admission.js';
 import type { AgentContext } from '../context.js';
 import { libvirtFailure } from '../vm-lookup.js';
+import { readCapacity } from '../capacity.js';
 import type { Verbs } from './types.js';
 
 /** libvirt packs versions as major * 1,000,000 + minor * 1,000 + release. */
@@ -35,7 +36,7 @@ export function localHost(ctx: AgentContext): Promise<LocalHost> {
 async function capabilities(ctx: AgentContext): Promise<Capabilities> {
   const here = await localHost(ctx);
   const conn = await ctx.libvirt.get();
-  const [hostname, libVersion, hvVersion] = await Promise.all([conn.getHostname(), conn.getLibVersion(), conn.getVersion()]);
+  const [hostname, libVersion, hvVersion, capacity] = await Promise.all([conn.getHostname(), conn.getLibVersion(), conn.getVersion(), readCapacity(ctx)]);
   return {
     name: here.name,
     hostname,
@@ -45,6 +46,7 @@ async function capabilities(ctx: AgentContext): Promise<Capabilities> {
     libvirtUri: here.libvirtUri,
     migrationFeatures: ['live', 'peer2peer', 'auto-converge', 'throttle-steering', 'postcopy', 'max-downtime', 'bandwidth', 'abort', 'tls'],
     policies: ctx.controllers.names(),
+    capacity,
   };
 }
 
