@@ -20,6 +20,9 @@ export const ErrorCodes = {
   TOO_MANY_REQUESTS: 1015,
   STATE_WRITE_FAILED: 1016,
   MEASUREMENT_FAILED: 1017,
+  NO_EVACUATION: 1018,
+  EVACUATION_IN_PROGRESS: 1019,
+  NO_DESTINATION: 1020,
 } as const;
 
 export type ErrorName = keyof typeof ErrorCodes;

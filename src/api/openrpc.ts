@@ -25,6 +25,9 @@ const ERROR_TEXT: Record<ErrorName, string> = {
   TOO_MANY_REQUESTS: 'too many requests in flight on this connection; retry when answers arrive',
   STATE_WRITE_FAILED: 'the agent could not record the migration in its state directory; nothing was started',
   MEASUREMENT_FAILED: "QEMU's dirty-rate measurement gave no result in time (e.g. one was already running)",
+  NO_EVACUATION: 'no evacuation with that id is known on this host',
+  EVACUATION_IN_PROGRESS: 'an evacuation of this host is already running',
+  NO_DESTINATION: 'no destination can take the VM: none reachable, or none with enough free memory (reported in evacuation status)',
 };
 
 /** Any verb may answer these: they come from the connection, not from the verb. */

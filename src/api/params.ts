@@ -45,7 +45,7 @@ export const MigrateParamsSchema = z.strictObject({
 
 export const VmRefSchema = z.strictObject({ vmId });
 
-export const TOPICS = ['migration.state', 'migration.progress', 'migration.action'] as const;
+export const TOPICS = ['migration.state', 'migration.progress', 'migration.action', 'evacuation.state'] as const;
 
 export const SubscribeSchema = z.strictObject({
   topics: z.array(z.enum(TOPICS)).optional(),

@@ -5,8 +5,9 @@ import type { VerbName } from './catalog.js';
 export const ROLES = ['manager', 'peer', 'reader'] as const;
 export type Role = (typeof ROLES)[number];
 
-const READER_VERBS: readonly VerbName[] = ['Host.ping', 'Host.getCapabilities', 'VM.list', 'VM.migrateStatus', 'Events.subscribe', 'Events.unsubscribe'];
-const PEER_VERBS: readonly VerbName[] = ['VM.migrationCreate', 'VM.migrationEnd'];
+const READER_VERBS: readonly VerbName[] = ['Host.ping', 'Host.getCapabilities', 'Host.evacuationStatus', 'VM.list', 'VM.migrateStatus', 'Events.subscribe', 'Events.unsubscribe'];
+// An evacuating source asks each destination what it can take (Host.getCapabilities).
+const PEER_VERBS: readonly VerbName[] = ['VM.migrationCreate', 'VM.migrationEnd', 'Host.getCapabilities'];
 
 /** The verbs each role may call; `manager` may call every verb. */
 export function roleAllows(role: Role, verb: VerbName): boolean {

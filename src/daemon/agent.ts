@@ -4,6 +4,8 @@ import type { Logger } from 'pino';
 import { isMigrationActive } from '../api/results.js';
 import { MigrationManager } from '../migration/manager.js';
 import { AdmissionDesk } from '../migration/admission.js';
+import { EvacuationRegistry } from '../evacuation/runner.js';
+import { evacuationVerbs } from './verbs/evacuate.js';
 import type { DomainEvent } from '../libvirt/types.js';
 import type { AgentContext, AgentSettings, ControllerFactory } from './context.js';
 import { LibvirtLink } from './libvirt-link.js';
@@ -56,6 +58,7 @@ export async function startAgent(opts: AgentOptions): Promise<Agent> {
     libvirt,
     manager,
     desk: new AdmissionDesk(opts.maxIncoming),
+    evacuations: new EvacuationRegistry(),
     controllers: opts.controllers,
     logger: opts.logger,
   };
@@ -73,11 +76,12 @@ export async function startAgent(opts: AgentOptions): Promise<Agent> {
     roles: opts.settings.roles,
     localSocket: opts.localSocket ?? null,
     limits: opts.limits,
-    verbs: { ...hostVerbs(context), ...vmVerbs(context), ...estimateVerbs(context), ...eventVerbs() },
+    verbs: { ...hostVerbs(context), ...vmVerbs(context), ...estimateVerbs(context), ...evacuationVerbs(context), ...eventVerbs() },
     logger: opts.logger,
     ...(opts.onRefused ? { onRefused: opts.onRefused } : {}),
   });
   manager.on('state', (s) => rpc.notify('migration.state', s));
+  context.evacuations.on('change', (s) => rpc.notify('evacuation.state', s));
   manager.on('progress', (s) => rpc.notify('migration.progress', s));
   manager.on('action', (s, record) => rpc.notify('migration.action', { ...s, record }));
   opts.onContext?.(context);

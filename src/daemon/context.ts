@@ -1,6 +1,7 @@
 import type { Logger } from 'pino';
 import type { MigrationManager } from '../migration/manager.js';
 import type { AdmissionDesk } from '../migration/admission.js';
+import type { EvacuationRegistry } from '../evacuation/runner.js';
 import type { Action, ControllerContext, ControllerPort } from '../controller/types.js';
 import type { LibvirtLink } from './libvirt-link.js';
 import type { AllowRule } from './security/libvirt-uri.js';
@@ -78,6 +79,7 @@ export interface AgentContext {
   libvirt: LibvirtLink;
   manager: MigrationManager;
   desk: AdmissionDesk;
+  evacuations: EvacuationRegistry;
   controllers: ControllerFactory;
   logger: Logger;
 }

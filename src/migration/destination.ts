@@ -6,7 +6,8 @@ import type { PeerCertificate } from 'node:tls';
 import { AgentError } from '../api/errors.js';
 import type { Destination } from '../api/params.js';
 import type { AdmissionRequest } from '../api/admission.js';
-import { AdmissionResultSchema } from '../api/result-schemas.js';
+import { AdmissionResultSchema, CapabilitiesSchema } from '../api/result-schemas.js';
+import type { Capabilities } from '../api/results.js';
 import { AgentClient, RpcError } from '../client/client.js';
 import type { TlsPem } from '../client/tls.js';
 
@@ -117,5 +118,30 @@ export async function resolveDestination(dst: Destination, request: AdmissionReq
       throw new AgentError(name, `destination ${agentUrl} refused the migration: ${err.message.slice(0, 500)}`, { destination: agentUrl, cause: err.errorName });
     }
     throw new AgentError('DESTINATION_UNREACHABLE', `destination agent ${agentUrl} did not answer: ${(err as Error).message}`, { destination: agentUrl });
+  }
+}
+
+/** Asks a destination agent what it can take (Host.getCapabilities, allowed to peers). */
+export async function destinationCapabilities(agentUrl: string, rules: DestinationRules): Promise<Capabilities> {
+  let client: AgentClient;
+  try {
+    client = await AgentClient.connect(agentUrl, {
+      timeoutMs: CONNECT_TIMEOUT_MS,
+      callTimeoutMs: CALL_TIMEOUT_MS,
+      maxPayload: MAX_ANSWER_BYTES,
+      ...(rules.tls ? { tls: rules.tls, checkServer: (cert: PeerCertificate) => rules.checkPeer(cert) } : {}),
+    });
+  } catch (err) {
+    throw new AgentError('DESTINATION_UNREACHABLE', `destination agent ${agentUrl} is unreachable: ${(err as Error).message}`, { destination: agentUrl });
+  }
+  try {
+    const parsed = CapabilitiesSchema.safeParse(await client.call('Host.getCapabilities'));
+    if (!parsed.success) throw new AgentError('DESTINATION_REFUSED', `destination agent ${agentUrl} answered Host.getCapabilities without its capacity`, { destination: agentUrl });
+    return parsed.data;
+  } catch (err) {
+    if (err instanceof AgentError) throw err;
+    throw new AgentError(err instanceof RpcError ? 'DESTINATION_REFUSED' : 'DESTINATION_UNREACHABLE', `destination agent ${agentUrl}: ${(err as Error).message.slice(0, 500)}`, { destination: agentUrl });
+  } finally {
+    await client.close();
   }
 }

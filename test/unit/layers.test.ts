@@ -7,7 +7,7 @@ import { dirname, join, relative, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 /** Lowest first. */
-const LAYERS = ['common', 'libvirt', 'controller', 'simulator', 'api', 'client', 'migration', 'daemon', 'lab', 'cli', 'bench', 'tools'];
+const LAYERS = ['common', 'libvirt', 'controller', 'simulator', 'api', 'client', 'migration', 'evacuation', 'daemon', 'lab', 'cli', 'bench', 'tools'];
 
 const root = fileURLToPath(new URL('../../../', import.meta.url));
 const src = join(root, 'src');

@@ -11,6 +11,7 @@ import { hostVerbs } from '../../src/daemon/verbs/host.js';
 import { vmVerbs } from '../../src/daemon/verbs/vm.js';
 import { estimateVerbs } from '../../src/daemon/verbs/estimate.js';
 import { eventVerbs } from '../../src/daemon/verbs/events.js';
+import { evacuationVerbs } from '../../src/daemon/verbs/evacuate.js';
 
 // Compile-time: the documented result schemas and the TypeScript types are the same shape.
 type Equal<A, B> = (<T>() => T extends A ? 1 : 2) extends <T>() => T extends B ? 1 : 2 ? true : false;
@@ -28,7 +29,7 @@ test('docs/openrpc.json is what the verb catalog generates (run `npm run openrpc
 
 test('the server implements exactly the documented verbs', () => {
   const ctx = {} as AgentContext; // the verb tables are built without touching the context
-  const served = Object.keys({ ...hostVerbs(ctx), ...vmVerbs(ctx), ...estimateVerbs(ctx), ...eventVerbs() }).sort();
+  const served = Object.keys({ ...hostVerbs(ctx), ...vmVerbs(ctx), ...estimateVerbs(ctx), ...evacuationVerbs(ctx), ...eventVerbs() }).sort();
   assert.deepEqual(served, Object.keys(CATALOG).sort());
 });
 

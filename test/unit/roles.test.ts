@@ -27,11 +27,11 @@ describe('roles', () => {
     assert.throws(() => parseSubjectPattern('OU=a,'), /ATTRIBUTE=VALUE/);
   });
 
-  it('lets a manager call every verb, a peer only the agent-to-agent verbs, a reader only reads', () => {
+  it('lets a manager call every verb, a peer only the agent-to-agent verbs (and capacity), a reader only reads', () => {
     const verbs = Object.keys(CATALOG) as VerbName[];
     assert.ok(verbs.every((v) => roleAllows('manager', v)));
-    assert.deepEqual(verbs.filter((v) => roleAllows('peer', v)), ['VM.migrationCreate', 'VM.migrationEnd']);
-    assert.deepEqual(verbs.filter((v) => roleAllows('reader', v)), ['Host.ping', 'Host.getCapabilities', 'VM.list', 'VM.migrateStatus', 'Events.subscribe', 'Events.unsubscribe']);
+    assert.deepEqual(verbs.filter((v) => roleAllows('peer', v)), ['Host.getCapabilities', 'VM.migrationCreate', 'VM.migrationEnd']);
+    assert.deepEqual(verbs.filter((v) => roleAllows('reader', v)), ['Host.ping', 'Host.getCapabilities', 'Host.evacuationStatus', 'VM.list', 'VM.migrateStatus', 'Events.subscribe', 'Events.unsubscribe']);
   });
 
   it('writes subjects the way logs show them', () => {

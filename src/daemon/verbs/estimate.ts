@@ -29,6 +29,15 @@ async function measure(domain: Domain, seconds: number): Promise<number> {
   }
 }
 
+/** The dirty rate (short period) and the working set (long period) of a running guest. */
+export async function measureGuest(domain: Domain, ramMiB: number): Promise<{ shortMiBps: number; longMiBps: number; ws: { workingSetMiB: number; bounded: boolean }; measureMs: number }> {
+  const started = performance.now();
+  const shortMiBps = await measure(domain, SHORT_PERIOD_SEC);
+  const longMiBps = await measure(domain, LONG_PERIOD_SEC);
+  const measureMs = Math.round(performance.now() - started);
+  return { shortMiBps, longMiBps, ws: workingSetFrom({ shortMiBps, longMiBps, longSec: LONG_PERIOD_SEC, ramMiB }), measureMs };
+}
+
 async function estimate(ctx: AgentContext, p: VerbParams<'VM.estimateMigration'>): Promise<EstimateResult> {
   const policy = ctx.controllers.resolve(p.policy).policy as Policy;
   const conn = await ctx.libvirt.get().catch((e: unknown) => Promise.reject(libvirtFailure(e, 'connecting to libvirt')));
@@ -37,12 +46,8 @@ async function estimate(ctx: AgentContext, p: VerbParams<'VM.estimateMigration'>
   if (state !== DomainState.RUNNING) {
     throw new AgentError('VM_NOT_RUNNING', `VM ${domain.name} is ${stateName(state)}: its dirty rate cannot be measured`, { vmId: domain.uuid, state: stateName(state) });
   }
-  const started = performance.now();
-  const shortMiBps = await measure(domain, SHORT_PERIOD_SEC);
-  const longMiBps = await measure(domain, LONG_PERIOD_SEC);
-  const measureMs = Math.round(performance.now() - started);
   const ramMiB = Math.round(info.maxMemKiB / 1024);
-  const ws = workingSetFrom({ shortMiBps, longMiBps, longSec: LONG_PERIOD_SEC, ramMiB });
+  const { shortMiBps, longMiBps, ws, measureMs } = await measureGuest(domain, ramMiB);
   const bandwidthMiBps = p.bandwidth ?? policy.bandwidthMiBps ?? DEFAULT_ESTIMATE_BANDWIDTH_MIBPS;
   const forecast = predictMigration({ ramMiB, dirtyMiBps: shortMiBps, workingSetMiB: ws.workingSetMiB, bandwidthMiBps }, policy);
   ctx.logger.info({ vm: domain.name, shortMiBps, longMiBps, workingSetMiB: ws.workingSetMiB, bandwidthMiBps, policy: policy.name, forecast }, 'migration estimated');

@@ -36,7 +36,8 @@ async function listVms(ctx: AgentContext): Promise<VmSummary[]> {
   return domains.map((d) => ({ id: d.id, uuid: d.uuid, name: d.name, state: stateName(d.state) }));
 }
 
-async function migrate(ctx: AgentContext, p: VerbParams<'VM.migrate'>): Promise<MigrateResult> {
+/** VM.migrate; also what an evacuation starts each migration with. */
+export async function migrate(ctx: AgentContext, p: VerbParams<'VM.migrate'>): Promise<MigrateResult> {
   const rules = destinationRules(ctx.settings);
   // before anything else is looked at: a refused URI must never get near libvirt
   checkClientDestination(p.dst, rules);

@@ -1,0 +1,87 @@
+// Host.evacuate / evacuationStatus / evacuationCancel: the evacuation runner (src/evacuation) wired
+// to this agent's own VM.migrate, migration registry, dirty-rate measurement and peer connections.
+import { randomUUID } from 'node:crypto';
+import type { VerbParams } from '../../api/catalog.js';
+import type { Policy } from '../../controller/policy.js';
+import { destinationKey, type EvacuationPorts } from '../../evacuation/runner.js';
+import { DomainState } from '../../libvirt/types.js';
+import { destinationCapabilities } from '../../migration/destination.js';
+import { destinationRules } from '../security/destination-rules.js';
+import type { AgentContext } from '../context.js';
+import { findDomain, libvirtFailure } from '../vm-lookup.js';
+import { DEFAULT_ESTIMATE_BANDWIDTH_MIBPS, measureGuest } from './estimate.js';
+import type { Verbs } from './types.js';
+import { migrate } from './vm.js';
+
+type Vm = { vmId: string; vmName: string; ramMiB: number };
+
+async function vmsToMove(ctx: AgentContext, vmIds: string[] | undefined): Promise<Vm[]> {
+  const conn = await ctx.libvirt.get().catch((e: unknown) => Promise.reject(libvirtFailure(e, 'connecting to libvirt')));
+  const domains = vmIds
+    ? await Promise.all([...new Set(vmIds)].map((id) => findDomain(conn, id)))
+    : await Promise.all((await conn.listAllDomains()).filter((d) => d.state === DomainState.RUNNING).map((d) => conn.lookupByUuid(d.uuid)));
+  const seen = new Set<string>();
+  const out: Vm[] = [];
+  for (const d of domains) {
+    if (seen.has(d.uuid)) continue; // named twice (name and UUID)
+    seen.add(d.uuid);
+    const info = await d.getInfo().catch((e: unknown) => Promise.reject(libvirtFailure(e, `reading VM ${d.name}`)));
+    out.push({ vmId: d.uuid, vmName: d.name, ramMiB: Math.round(info.maxMemKiB / 1024) });
+  }
+  return out;
+}
+
+function ports(ctx: AgentContext, p: VerbParams<'Host.evacuate'>, vms: Vm[]): EvacuationPorts {
+  const rules = destinationRules(ctx.settings);
+  return {
+    vms: async () => vms,
+    measure: async (vmId) => {
+      const conn = await ctx.libvirt.get();
+      const domain = await conn.lookupByUuid(vmId);
+      const ramMiB = vms.find((v) => v.vmId === vmId)?.ramMiB ?? Math.round((await domain.getInfo()).maxMemKiB / 1024);
+      const m = await measureGuest(domain, ramMiB);
+      return { dirtyRateMiBps: m.shortMiBps, workingSetMiB: m.ws.workingSetMiB };
+    },
+    capacity: async (dst) => {
+      const caps = await destinationCapabilities(destinationKey(dst), rules);
+      return { name: caps.name, memoryFreeMiB: caps.capacity.memoryFreeMiB, incomingSlotsFree: caps.capacity.incomingSlotsFree };
+    },
+    migrate: (vmId, dst, bandwidth) => migrate(ctx, { vmId, dst, bandwidth, ...(p.policy !== undefined ? { policy: p.policy } : {}) }),
+    status: (vmId) => ctx.manager.find(vmId)?.snapshot() ?? null,
+    cancel: async (vmId) => {
+      await ctx.manager.get(vmId).cancel();
+    },
+  };
+}
+
+async function evacuate(ctx: AgentContext, p: VerbParams<'Host.evacuate'>): Promise<{ evacuationId: string }> {
+  const policy = ctx.controllers.resolve(p.policy).policy as Policy;
+  const vms = await vmsToMove(ctx, p.vmIds);
+  const evacuationId = randomUUID();
+  const e = ctx.evacuations.start(
+    {
+      evacuationId,
+      destinations: p.destinations,
+      policy,
+      maxParallel: Math.min(p.maxParallel ?? ctx.manager.limit, ctx.manager.limit),
+      bandwidthMiBps: p.bandwidth ?? policy.bandwidthMiBps ?? DEFAULT_ESTIMATE_BANDWIDTH_MIBPS,
+    },
+    ports(ctx, p, vms),
+  );
+  ctx.logger.info({ event: 'evacuation.started', evacuationId, vms: vms.map((v) => v.vmName), destinations: p.destinations.map(destinationKey) }, 'evacuation started');
+  void e.done.then((s) => ctx.logger.info({ event: 'evacuation.ended', evacuationId, state: s.state, totals: s.totals, error: s.error }, 'evacuation ended'));
+  return { evacuationId };
+}
+
+export function evacuationVerbs(ctx: AgentContext): Verbs {
+  return {
+    'Host.evacuate': (p) => evacuate(ctx, p),
+    'Host.evacuationStatus': async (p) => ctx.evacuations.get(p.evacuationId).snapshot(),
+    'Host.evacuationCancel': async (p) => {
+      const e = ctx.evacuations.get(p.evacuationId);
+      await e.cancel(p.abortRunning ?? false);
+      return e.snapshot();
+    },
+  };
+}
+

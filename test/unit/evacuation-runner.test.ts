@@ -1,0 +1,129 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { AgentError } from '../../src/api/errors.js';
+import type { MigrationStatus } from '../../src/api/results.js';
+import { builtinPolicy } from '../../src/controller/policy.js';
+import { Evacuation, type EvacuationPorts } from '../../src/evacuation/runner.js';
+
+interface Fake {
+  ports: EvacuationPorts;
+  started: { vm: string; dst: string; bw: number }[];
+  finish(vm: string, state: 'completed' | 'failed' | 'cancelled'): void;
+}
+
+/** VMs of 256 MiB, light; destinations answer per `caps` (undefined: unreachable). `refuse`: destinations whose VM.migrate throws. */
+function fake(vms: string[], caps: Record<string, number | undefined>, refuse: Record<string, string> = {}): Fake {
+  const statuses = new Map<string, MigrationStatus>();
+  const started: Fake['started'] = [];
+  let n = 0;
+  const ports: EvacuationPorts = {
+    vms: async () => vms.map((v) => ({ vmId: v, vmName: v, ramMiB: 256 })),
+    measure: async () => ({ dirtyRateMiBps: 2, workingSetMiB: 16 }),
+    capacity: async (d) => {
+      const free = caps[d as string];
+      if (free === undefined) throw new AgentError('DESTINATION_UNREACHABLE', `${d as string} is unreachable`);
+      return { name: d as string, memoryFreeMiB: free, incomingSlotsFree: 2 };
+    },
+    migrate: async (vm, d, bw) => {
+      const r = refuse[d as string];
+      if (r) throw new AgentError(r as 'DESTINATION_REFUSED', `${d as string} refused`);
+      started.push({ vm, dst: d as string, bw });
+      const migrationId = `m${++n}`;
+      statuses.set(vm, { migrationId, vmName: vm, state: 'running', error: null, elapsedMs: 0 } as unknown as MigrationStatus);
+      return { migrationId };
+    },
+    status: (vm) => statuses.get(vm) ?? null,
+    cancel: async (vm) => {
+      const s = statuses.get(vm)!;
+      statuses.set(vm, { ...s, state: 'cancelled' });
+    },
+  };
+  return {
+    ports,
+    started,
+    finish: (vm, state) => {
+      const s = statuses.get(vm)!;
+      statuses.set(vm, { ...s, state, error: state === 'failed' ? { code: 1012, name: 'MIGRATION_FAILED', message: 'boom' } : null });
+    },
+  };
+}
+
+const opts = (destinations: string[]) => ({ evacuationId: 'e1', destinations, policy: builtinPolicy('minimal-downtime'), maxParallel: 2, bandwidthMiBps: 100, tickMs: 5 });
+const until = async (cond: () => boolean) => {
+  for (let i = 0; i < 400 && !cond(); i++) await new Promise((r) => setTimeout(r, 5));
+  assert.ok(cond(), 'condition not reached');
+};
+
+describe('Evacuation runner', () => {
+  it('moves every VM, two at a time, each with half the link; skips an unreachable and a full destination', async () => {
+    const f = fake(['v1', 'v2', 'v3'], { b: 4000, c: 100, dead: undefined });
+    const e = new Evacuation(opts(['b', 'c', 'dead']), f.ports);
+    await until(() => f.started.length === 2);
+    assert.ok(f.started.every((s) => s.dst === 'b' && s.bw === 50));
+    f.finish(f.started[0]!.vm, 'completed');
+    await until(() => f.started.length === 3);
+    f.finish(f.started[1]!.vm, 'completed');
+    f.finish(f.started[2]!.vm, 'completed');
+    const s = await e.done;
+    assert.equal(s.state, 'finished');
+    assert.deepEqual(s.totals, { vms: 3, done: 3, failed: 0, cancelled: 0, running: 0, remaining: 0 });
+    assert.equal(s.destinations.find((d) => d.destination === 'dead')!.state, 'unreachable');
+    assert.equal(s.predictedRemainingSec, 0);
+  });
+
+  it('a failed migration is retried once on another destination, then reported', async () => {
+    const f = fake(['v1'], { b: 4000, c: 3000 });
+    const e = new Evacuation(opts(['b', 'c']), f.ports);
+    await until(() => f.started.length === 1);
+    assert.equal(f.started[0]!.dst, 'b');
+    f.finish('v1', 'failed');
+    await until(() => f.started.length === 2);
+    assert.equal(f.started[1]!.dst, 'c');
+    f.finish('v1', 'failed');
+    const s = await e.done;
+    assert.equal(s.vms[0]!.state, 'failed');
+    assert.equal(s.vms[0]!.attempts.length, 2);
+    assert.equal(s.totals.failed, 1);
+  });
+
+  it('a destination that refuses is skipped for that VM', async () => {
+    const f = fake(['v1'], { b: 4000, c: 3000 }, { b: 'DESTINATION_REFUSED' });
+    const e = new Evacuation(opts(['b', 'c']), f.ports);
+    await until(() => f.started.length === 1);
+    assert.equal(f.started[0]!.dst, 'c');
+    f.finish('v1', 'completed');
+    const s = await e.done;
+    assert.equal(s.vms[0]!.state, 'done');
+    assert.equal(s.vms[0]!.attempts[0]!.state, 'refused');
+  });
+
+  it('no destination fits: NO_DESTINATION', async () => {
+    const f = fake(['v1'], { b: 100 });
+    const s = await new Evacuation(opts(['b']), f.ports).done;
+    assert.equal(s.vms[0]!.state, 'failed');
+    assert.equal(s.vms[0]!.error!.name, 'NO_DESTINATION');
+  });
+
+  it('cancel: what has not started stays, running ones go on to the end', async () => {
+    const f = fake(['v1', 'v2', 'v3'], { b: 4000 });
+    const e = new Evacuation(opts(['b']), f.ports);
+    await until(() => f.started.length === 2);
+    await e.cancel(false);
+    f.finish(f.started[0]!.vm, 'completed');
+    f.finish(f.started[1]!.vm, 'completed');
+    const s = await e.done;
+    assert.equal(s.state, 'cancelled');
+    assert.equal(f.started.length, 2);
+    assert.deepEqual([s.totals.done, s.totals.cancelled], [2, 1]);
+    await assert.rejects(e.cancel(false), (err: AgentError) => err.errorName === 'NOT_CANCELLABLE');
+  });
+
+  it('cancel with abortRunning cancels the running migrations too', async () => {
+    const f = fake(['v1', 'v2'], { b: 4000 });
+    const e = new Evacuation(opts(['b']), f.ports);
+    await until(() => f.started.length === 2);
+    await e.cancel(true);
+    const s = await e.done;
+    assert.equal(s.totals.cancelled, 2);
+  });
+});
