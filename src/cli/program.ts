@@ -8,6 +8,8 @@ import { followMigration } from './follow.js';
 import { estimateLines, statusLine } from './format.js';
 import type { EstimateParams } from '../api/estimate.js';
 import { registerLabCommands } from './lab.js';
+import { evacuationLine, evacuationSummary, followEvacuation } from './evacuate.js';
+import type { EvacuateParams } from '../api/evacuation.js';
 import { registerPkiCommands } from './pki.js';
 import { DEMO_DEFAULTS, runDemo } from './demo.js';
 
@@ -172,6 +174,58 @@ export function buildProgram(): Command {
       withClient(program, async (c, g) => {
         const s = await c.migrateCancel({ vmId: vm });
         print(g, s, () => statusLine(s));
+      }),
+    );
+
+  program
+    .command('evacuate')
+    .description("move every running VM off the agent's host (or those of --vm): measured, ordered, placed where they fit, the link shared")
+    .requiredOption('--to <urls>', 'destination agents, comma-separated (wss://host:port,...)', (v: string) => v.split(',').map((s) => s.trim()).filter(Boolean))
+    .option('--vm <name>', 'only this VM (repeatable)', (v: string, acc: string[] = []) => [...acc, v])
+    .option('--bandwidth <MiB/s>', 'bandwidth of the link, split between concurrent migrations', positiveInt)
+    .option('--max-parallel <n>', 'most migrations at once', positiveInt)
+    .option('--policy <name|json>', 'convergence policy for each VM', policyArg)
+    .option('--watch', 'follow it to the end: a live table on a terminal, a line per change otherwise')
+    .action((o: { to: string[]; vm?: string[]; bandwidth?: number; maxParallel?: number; policy?: EvacuateParams['policy']; watch?: boolean }) =>
+      withClient(program, async (c, g) => {
+        const params: EvacuateParams = { destinations: o.to };
+        if (o.vm?.length) params.vmIds = o.vm;
+        if (o.bandwidth !== undefined) params.bandwidth = o.bandwidth;
+        if (o.maxParallel !== undefined) params.maxParallel = o.maxParallel;
+        if (o.policy !== undefined) params.policy = o.policy;
+        const { evacuationId } = await c.evacuate(params);
+        if (!o.watch) {
+          print(g, { evacuationId }, () => `evacuation ${evacuationId} started; follow it with \`vmigrate evacuation status ${evacuationId} --watch\``);
+          return;
+        }
+        const final = await followEvacuation(c, evacuationId, { table: !g.json && process.stdout.isTTY === true, quiet: g.json === true });
+        print(g, final, () => evacuationSummary(final));
+        if (final.totals.failed > 0 || final.error) process.exitCode = 1;
+      }),
+    );
+
+  const evacuation = program.command('evacuation').description('an evacuation started with `vmigrate evacuate`');
+  evacuation
+    .command('status')
+    .argument('<id>', 'evacuation id')
+    .option('--watch', 'follow it to the end')
+    .action((id: string, o: { watch?: boolean }) =>
+      withClient(program, async (c, g) => {
+        let s = await c.evacuationStatus({ evacuationId: id });
+        if (o.watch && (s.state === 'planning' || s.state === 'running')) {
+          s = await followEvacuation(c, id, { table: !g.json && process.stdout.isTTY === true, quiet: g.json === true });
+        }
+        print(g, s, () => (o.watch ? evacuationSummary(s) : `${evacuationLine(s)}\n${evacuationSummary(s)}`));
+      }),
+    );
+  evacuation
+    .command('cancel')
+    .argument('<id>', 'evacuation id')
+    .option('--abort-running', 'also cancel the migrations already running (their VMs stay here)')
+    .action((id: string, o: { abortRunning?: boolean }) =>
+      withClient(program, async (c, g) => {
+        const s = await c.evacuationCancel({ evacuationId: id, ...(o.abortRunning ? { abortRunning: true } : {}) });
+        print(g, s, () => evacuationLine(s));
       }),
     );
 

@@ -1,5 +1,6 @@
 // Typed JSON-RPC client of a vmigrated agent over WebSocket. The CLI uses it, and so does an agent
 // when it asks a destination agent to admit a migration.
+import type { EvacuateParams, EvacuationStatus } from '../api/evacuation.js';
 import { EventEmitter } from 'node:events';
 import { checkServerIdentity, type ConnectionOptions, type PeerCertificate } from 'node:tls';
 import { JSONRPCClient, createJSONRPCErrorResponse, type JSONRPCResponse } from 'json-rpc-2.0';
@@ -211,6 +212,16 @@ export class AgentClient extends EventEmitter<ClientEvents> {
   }
   migrationEnd(params: { admissionId: string }): Promise<{ ok: true }> {
     return this.call('VM.migrationEnd', params);
+  }
+  /** Starts an evacuation of the agent's host; returns its id at once. */
+  evacuate(params: EvacuateParams): Promise<{ evacuationId: string }> {
+    return this.call('Host.evacuate', params);
+  }
+  evacuationStatus(params: { evacuationId: string }): Promise<EvacuationStatus> {
+    return this.call('Host.evacuationStatus', params);
+  }
+  evacuationCancel(params: { evacuationId: string; abortRunning?: boolean }): Promise<EvacuationStatus> {
+    return this.call('Host.evacuationCancel', params);
   }
   subscribe(params: SubscribeParams = {}): Promise<{ topics: string[] }> {
     return this.call('Events.subscribe', params);
