@@ -16,8 +16,8 @@ export const CapabilitiesSchema = z.strictObject({
   capacity: z
     .strictObject({
       memoryFreeMiB: z.number().describe('memory an incoming VM may still use, MiB'),
-      memoryTotalMiB: z.number().describe('memory offered to VMs, MiB (memoryCapacityMiB, or the host\'s total)'),
-      memorySource: z.enum(['configured', 'host']).describe('configured: memoryCapacityMiB minus the VMs\' memory; host: the host\'s available memory'),
+      memoryTotalMiB: z.number().describe('memory offered to VMs, MiB (the memoryCapacity setting, or the host\'s total)'),
+      memorySource: z.enum(['configured', 'host']).describe('configured: the memoryCapacity setting minus the VMs\' memory; host: the host\'s available memory'),
       runningVms: z.number().int().describe('active domains (running, paused, incoming)'),
       vmMemoryMiB: z.number().describe('memory of the active domains, MiB'),
       incomingSlotsFree: z.number().int(),

@@ -97,9 +97,9 @@ export interface Capabilities {
 export interface HostCapacity {
   /** memory an incoming VM may still use, MiB */
   memoryFreeMiB: number;
-  /** memory offered to VMs, MiB: the configured memoryCapacityMiB, or the host's total memory */
+  /** memory offered to VMs, MiB: the memoryCapacity setting, or the host's total memory */
   memoryTotalMiB: number;
-  /** `configured`: memoryCapacityMiB minus the VMs' memory; `host`: the host's available memory */
+  /** `configured`: the memoryCapacity setting minus the VMs' memory; `host`: the host's available memory */
   memorySource: 'configured' | 'host';
   /** active domains (running, paused, incoming) */
   runningVms: number;

@@ -38,9 +38,9 @@ export interface DaemonConfig extends RpcLimits {
   sampleTimeoutMs: number;
   maxIncoming: number;
   maxOutgoing: number;
-  /** memory this host offers to VMs, MiB; null = the host's available memory (/proc/meminfo MemAvailable).
+  /** memory this host offers to VMs, MiB (`--memory-capacity`); null = the host's available memory (/proc/meminfo MemAvailable).
    *  Set it to reserve memory for the host, or to give lab hosts sharing one machine their own size. */
-  memoryCapacityMiB: number | null;
+  memoryCapacity: number | null;
   /** address QEMU's migration stream should use on this host as destination; null = libvirt's choice */
   migrationAddress: string | null;
   /** libvirt URI a source host's libvirtd uses to reach this host (peer-to-peer); null = derived:
@@ -119,7 +119,7 @@ const FIELDS: Record<Key, Field> = {
   sampleTimeoutMs: { schema: int(100, 600_000), expected: 'an integer from 100 to 600000', kind: 'integer' },
   maxIncoming: { schema: int(1, 1000), expected: 'a positive integer', kind: 'integer' },
   maxOutgoing: { schema: int(1, 1000), expected: 'a positive integer', kind: 'integer' },
-  memoryCapacityMiB: {
+  memoryCapacity: {
     schema: z.union([z.null(), z.enum(['off', '']).transform(() => null), int(0, 1 << 30)]),
     expected: 'a non-negative integer (MiB), or null for the host\'s available memory',
     kind: 'integer',
@@ -190,7 +190,7 @@ function defaults(): Record<Key, unknown> {
     sampleTimeoutMs: 5000,
     maxIncoming: 2,
     maxOutgoing: 2,
-    memoryCapacityMiB: null,
+    memoryCapacity: null,
     migrationAddress: null,
     peerLibvirtUri: null,
     stateDir: '/run/vmigrate',

@@ -75,7 +75,7 @@ async function main(): Promise<void> {
       monitorIntervalMs: config.monitorIntervalMs,
       sampleTimeoutMs: config.sampleTimeoutMs,
       migrationTls: config.migrationTls,
-      ...(config.memoryCapacityMiB !== null ? { memoryCapacityMiB: config.memoryCapacityMiB } : {}),
+      ...(config.memoryCapacity !== null ? { memoryCapacityMiB: config.memoryCapacity } : {}),
       allowedLibvirtUris: config.allowedLibvirtUris.map(parseAllowRule),
       tls,
       roles: roleTable(config.roles),

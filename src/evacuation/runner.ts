@@ -273,7 +273,8 @@ export class Evacuation extends EventEmitter<{ change: [EvacuationStatus] }> {
           v.state = 'failed';
           v.error = e;
         } else {
-          if (e.name === 'DESTINATION_UNREACHABLE') this.markUnreachable(place.key, e.message);
+          // gone, or this host itself: no other VM should try it either
+          if (e.name === 'DESTINATION_UNREACHABLE' || e.name === 'SAME_HOST') this.markUnreachable(place.key, e.message);
           v.attempts.push({ destination: place.key, migrationId: null, state: 'refused', error: e });
           this.failedAttempt(v, place.key, e, false);
         }

@@ -53,7 +53,7 @@ export function tcpAccepts(port: number, host = '127.0.0.1', timeoutMs = 1_000):
 }
 
 /** Starts vmigrated for one host, detached, logging to <host>/agent.log; waits for its port. */
-/** `extraArgs`: more vmigrated flags (e.g. --memory-capacity-mib for a host that looks full). */
+/** `extraArgs`: more vmigrated flags (e.g. --memory-capacity for a host that looks full). */
 export async function startAgent(p: HostPlan, labDir: string, timeoutMs = 30_000, extraArgs: readonly string[] = []): Promise<number> {
   requireDaemonBuilt();
   const tls = await labAgentTls(labDir, p.name);

@@ -43,7 +43,7 @@ describe('loadConfig', () => {
         sampleTimeoutMs: 5000,
         maxIncoming: 2,
         maxOutgoing: 2,
-        memoryCapacityMiB: null,
+        memoryCapacity: null,
         migrationAddress: null,
         peerLibvirtUri: null,
         stateDir: '/run/vmigrate',

@@ -1,0 +1,168 @@
+// End to end on a lab of three hosts: Host.evacuate empties host a into b and c through the agents,
+// with real libvirt and QEMU guests, driven by an independent JSON-RPC client (and once by the CLI).
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import { fileURLToPath } from 'node:url';
+import { defineGuest, destroyGuest, labDown, labUp, type LabHostInfo } from '../../src/lab/index.js';
+import { killAgent, restartAgent } from '../../src/lab/host-control.js';
+import type { EvacuationStatus } from '../../src/api/evacuation.js';
+import { call, operatorTlsPaths, useClientTls, waitFor } from '../helpers/raw-rpc.js';
+import { agentUrl, vmsOn } from '../helpers/lab-hosts.js';
+
+const CLI = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
+const execFileP = promisify(execFile);
+const isRoot = process.getuid?.() === 0;
+
+let A: LabHostInfo;
+let B: LabHostInfo;
+let C: LabHostInfo;
+/** nothing listens there: a destination that cannot be reached */
+let deadUrl: string;
+
+/** Small, light guests: quick to migrate under TCG. */
+async function guests(names: string[]): Promise<void> {
+  for (const name of names) await defineGuest({ host: 'a', name, ramMiB: 128, wsMiB: 16, rateMiB: 5 });
+}
+
+/** Each named VM runs exactly once over the three hosts; returns the host it runs on. */
+async function runsExactlyOnce(names: string[]): Promise<Record<string, string>> {
+  const lists = await Promise.all([A, B, C].map(async (h) => ({ h, vms: await vmsOn(h) })));
+  const where: Record<string, string> = {};
+  for (const name of names) {
+    const running = lists.filter((l) => l.vms.some((v) => v.name === name && v.state === 'running')).map((l) => l.h.name);
+    assert.equal(running.length, 1, `${name} runs on ${running.join(', ') || 'no host'}; expected exactly one`);
+    // and is not left paused or defined-but-inactive anywhere else
+    const elsewhere = lists.filter((l) => l.h.name !== running[0] && l.vms.some((v) => v.name === name && v.state !== 'shutoff'));
+    assert.deepEqual(elsewhere.map((l) => l.h.name), [], `${name} has a live copy besides ${running[0]}`);
+    where[name] = running[0]!;
+  }
+  return where;
+}
+
+const status = (id: string) => call<EvacuationStatus>(agentUrl(A), 'Host.evacuationStatus', { evacuationId: id });
+const ended = (s: EvacuationStatus) => s.state === 'finished' || s.state === 'cancelled';
+
+async function destroyEverywhere(names: string[]): Promise<void> {
+  for (const h of [A, B, C]) for (const n of names) await destroyGuest(h.libvirtUri, n).catch(() => undefined);
+}
+
+describe('Host.evacuate on a lab of three hosts', { skip: !isRoot && 'needs root (the lab runs libvirtd in mount namespaces)' }, () => {
+  before(async () => {
+    const lab = await labUp({ agents: true, hosts: 3 });
+    useClientTls(lab.tls);
+    [A, B, C] = lab.hosts as [LabHostInfo, LabHostInfo, LabHostInfo];
+    assert.ok(A && B && C, 'three lab hosts');
+    deadUrl = `wss://127.0.0.1:${Number(new URL(agentUrl(C)).port) + 90}`;
+    // guests another file left would change what each host has room for
+    for (const h of [A, B, C]) for (const v of await vmsOn(h)) await destroyGuest(h.libvirtUri, v.name).catch(() => undefined);
+  });
+
+  after(async () => {
+    await labDown();
+  });
+
+  test('the CLI evacuates every VM; each runs exactly once on b or c; an unreachable destination is skipped', async () => {
+    const names = ['e1', 'e2', 'e3'];
+    await guests(names);
+    const tls = operatorTlsPaths();
+    const env = { ...process.env, VMIGRATE_AGENT: agentUrl(A), VMIGRATE_CA: tls.ca, VMIGRATE_CERT: tls.cert, VMIGRATE_KEY: tls.key };
+    const { stdout } = await execFileP(process.execPath, [CLI, '--json', 'evacuate', '--to', [agentUrl(B), agentUrl(C), deadUrl].join(','), '--watch'], { timeout: 150_000, env });
+    const s = JSON.parse(stdout) as EvacuationStatus;
+    assert.equal(s.state, 'finished');
+    assert.deepEqual([s.totals.vms, s.totals.done, s.totals.failed, s.totals.remaining], [3, 3, 0, 0]);
+    assert.equal(s.destinations.find((d) => d.destination === deadUrl)?.state, 'unreachable');
+    for (const v of s.vms) {
+      assert.ok(v.orderReason.length > 0 && v.estimate !== null, `${v.vmName}: an order reason and an estimate`);
+      assert.equal(v.migration?.state, 'completed');
+      assert.ok(v.destination === agentUrl(B) || v.destination === agentUrl(C));
+    }
+    // the link is shared: two at a time, half the bandwidth each
+    assert.ok(s.vms.every((v) => v.bandwidthMiBps === s.bandwidthMiBps / 2));
+    assert.equal((await vmsOn(A)).filter((v) => v.state === 'running').length, 0, 'host a is empty');
+    const where = await runsExactlyOnce(names);
+    assert.deepEqual(new Set(Object.values(where)), new Set(['b', 'c']), 'placed on both destinations');
+    await destroyEverywhere(names);
+  });
+
+  test('a full destination and one that refuses are skipped', async () => {
+    // c offers no memory to VMs; b a little; a's own URL (the host's whole free memory, so the first
+    // choice) refuses with SAME_HOST
+    await restartAgent('c', { agentArgs: ['--memory-capacity', '100'] });
+    await restartAgent('b', { agentArgs: ['--memory-capacity', '2000'] });
+    try {
+      const names = ['f1', 'f2'];
+      await guests(names);
+      const caps = await call<{ capacity: { memoryFreeMiB: number } }>(agentUrl(C), 'Host.getCapabilities');
+      assert.ok(caps.capacity.memoryFreeMiB <= 100, JSON.stringify(caps.capacity));
+      const { evacuationId } = await call<{ evacuationId: string }>(agentUrl(A), 'Host.evacuate', { destinations: [agentUrl(A), agentUrl(C), agentUrl(B)], maxParallel: 1 });
+      const s = await waitFor(() => status(evacuationId), ended, 120_000, 1000);
+      assert.equal(s.totals.done, 2, JSON.stringify(s.vms.map((v) => [v.vmName, v.state, v.error, v.placementReason])));
+      for (const v of s.vms) {
+        assert.equal(v.destination, agentUrl(B));
+        assert.match(v.placementReason, new RegExp(`${agentUrl(C)} has \\d+ MiB free`), 'c is skipped as full');
+      }
+      // a's own URL was tried for the first VM and refused it; the retry went to b
+      const refused = s.vms.flatMap((v) => v.attempts).filter((a) => a.destination === agentUrl(A));
+      assert.ok(refused.length === 1 && refused.every((a) => a.state === 'refused' && a.error?.name === 'SAME_HOST'), JSON.stringify(refused));
+      assert.equal(s.destinations.find((d) => d.destination === agentUrl(A))?.state, 'unreachable', 'not tried again for the second VM');
+      const where = await runsExactlyOnce(names);
+      assert.deepEqual(Object.values(where), ['b', 'b']);
+      await destroyEverywhere(names);
+    } finally {
+      await restartAgent('c');
+      await restartAgent('b');
+    }
+  });
+
+  test('cancel stops what has not started; the running migration goes on; every VM runs exactly once', async () => {
+    const names = ['c1', 'c2', 'c3'];
+    await guests(names);
+    const { evacuationId } = await call<{ evacuationId: string }>(agentUrl(A), 'Host.evacuate', { destinations: [agentUrl(B)], maxParallel: 1 });
+    await waitFor(() => status(evacuationId), (s) => s.totals.running === 1, 60_000, 200);
+    const c = await call<EvacuationStatus>(agentUrl(A), 'Host.evacuationCancel', { evacuationId });
+    assert.equal(c.totals.cancelled, 2);
+    const s = await waitFor(() => status(evacuationId), ended, 90_000, 500);
+    assert.equal(s.state, 'cancelled');
+    assert.deepEqual([s.totals.done, s.totals.cancelled, s.totals.remaining], [1, 2, 0]);
+    const moved = s.vms.find((v) => v.state === 'done')!.vmName;
+    const where = await runsExactlyOnce(names);
+    for (const n of names) assert.equal(where[n], n === moved ? 'b' : 'a');
+    const again = await fetchError(evacuationId);
+    assert.equal(again, 'NOT_CANCELLABLE');
+    await destroyEverywhere(names);
+  });
+
+  test('a destination whose agent dies mid-evacuation gets its VMs placed elsewhere', async () => {
+    const names = ['d1', 'd2', 'd3'];
+    await guests(names);
+    // b has a little more room than c: the first VM goes to b, the second is planned for c
+    await restartAgent('b', { agentArgs: ['--memory-capacity', '1000'] });
+    await restartAgent('c', { agentArgs: ['--memory-capacity', '900'] });
+    try {
+      const { evacuationId } = await call<{ evacuationId: string }>(agentUrl(A), 'Host.evacuate', { destinations: [agentUrl(B), agentUrl(C)], maxParallel: 1 });
+      // planned across b and c; c's agent dies once the first migration runs
+      const planned = await waitFor(() => status(evacuationId), (s) => s.totals.running === 1, 60_000, 200);
+      assert.ok(planned.vms.some((v) => v.state === 'waiting' && v.destination === agentUrl(C)), 'some VM was planned for c');
+      await killAgent('c');
+      const s = await waitFor(() => status(evacuationId), ended, 120_000, 1000);
+      assert.equal(s.totals.done, 3, JSON.stringify(s.vms.map((v) => [v.vmName, v.state, v.attempts])));
+      assert.equal(s.destinations.find((d) => d.destination === agentUrl(C))?.state, 'unreachable');
+      const retried = s.vms.filter((v) => v.attempts.some((a) => a.destination === agentUrl(C) && a.error?.name === 'DESTINATION_UNREACHABLE'));
+      assert.ok(retried.length >= 1 && retried.every((v) => v.destination === agentUrl(B)));
+      await runsExactlyOnce(names);
+      assert.equal((await vmsOn(A)).filter((v) => v.state === 'running').length, 0);
+      await destroyEverywhere(names);
+    } finally {
+      await restartAgent('c');
+      await restartAgent('b');
+    }
+  });
+});
+
+async function fetchError(evacuationId: string): Promise<string | undefined> {
+  const { callError } = await import('../helpers/raw-rpc.js');
+  const e = await callError(agentUrl(A), 'Host.evacuationCancel', { evacuationId });
+  return (e.data as { name?: string } | undefined)?.name;
+}
