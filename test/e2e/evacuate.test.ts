@@ -151,6 +151,7 @@ describe('Host.evacuate on a lab of three hosts', { skip: !isRoot && 'needs root
       assert.equal(s.destinations.find((d) => d.destination === agentUrl(C))?.state, 'unreachable');
       const retried = s.vms.filter((v) => v.attempts.some((a) => a.destination === agentUrl(C) && a.error?.name === 'DESTINATION_UNREACHABLE'));
       assert.ok(retried.length >= 1 && retried.every((v) => v.destination === agentUrl(B)));
+      await restartAgent('c'); // to list c's VMs through its agent
       await runsExactlyOnce(names);
       assert.equal((await vmsOn(A)).filter((v) => v.state === 'running').length, 0);
       await destroyEverywhere(names);
