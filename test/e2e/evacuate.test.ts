@@ -23,7 +23,7 @@ let deadUrl: string;
 
 /** Small, light guests: quick to migrate under TCG. */
 async function guests(names: string[]): Promise<void> {
-  for (const name of names) await defineGuest({ host: 'a', name, ramMiB: 128, wsMiB: 16, rateMiB: 5 });
+  for (const name of names) await defineGuest({ host: 'a', name, ramMiB: 64, wsMiB: 16, rateMiB: 5 });
 }
 
 /** Each named VM runs exactly once over the three hosts; returns the host it runs on. */
@@ -135,7 +135,7 @@ describe('Host.evacuate on a lab of three hosts', { skip: !isRoot && 'needs root
   });
 
   test('a destination whose agent dies mid-evacuation gets its VMs placed elsewhere', async () => {
-    const names = ['d1', 'd2', 'd3'];
+    const names = ['d1', 'd2'];
     await guests(names);
     // b has a little more room than c: the first VM goes to b, the second is planned for c
     await restartAgent('b', { agentArgs: ['--memory-capacity', '1000'] });
@@ -147,7 +147,7 @@ describe('Host.evacuate on a lab of three hosts', { skip: !isRoot && 'needs root
       assert.ok(planned.vms.some((v) => v.state === 'waiting' && v.destination === agentUrl(C)), 'some VM was planned for c');
       await killAgent('c');
       const s = await waitFor(() => status(evacuationId), ended, 120_000, 1000);
-      assert.equal(s.totals.done, 3, JSON.stringify(s.vms.map((v) => [v.vmName, v.state, v.attempts])));
+      assert.equal(s.totals.done, 2, JSON.stringify(s.vms.map((v) => [v.vmName, v.state, v.attempts])));
       assert.equal(s.destinations.find((d) => d.destination === agentUrl(C))?.state, 'unreachable');
       const retried = s.vms.filter((v) => v.attempts.some((a) => a.destination === agentUrl(C) && a.error?.name === 'DESTINATION_UNREACHABLE'));
       assert.ok(retried.length >= 1 && retried.every((v) => v.destination === agentUrl(B)));
