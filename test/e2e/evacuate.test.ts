@@ -139,7 +139,7 @@ describe('Host.evacuate on a lab of three hosts', { skip: !isRoot && 'needs root
     await guests(names);
     // b has a little more room than c: the first VM goes to b, the second is planned for c
     await restartAgent('b', { agentArgs: ['--memory-capacity', '1000'] });
-    await restartAgent('c', { agentArgs: ['--memory-capacity', '900'] });
+    await restartAgent('c', { agentArgs: ['--memory-capacity', '960'] });
     try {
       const { evacuationId } = await call<{ evacuationId: string }>(agentUrl(A), 'Host.evacuate', { destinations: [agentUrl(B), agentUrl(C)], maxParallel: 1 });
       // planned across b and c; c's agent dies once the first migration runs
