@@ -204,7 +204,7 @@ function report(results: WayResult[]): string {
     lines.push('', `Agent / better naive way: time ${(agent.totalSec / bestT).toFixed(2)}x (target <= 0.5x), work lost ${bestW > 0 ? (agent.workLostSec / bestW).toFixed(2) : '-'}x (target <= 0.5x).`);
   }
   for (const r of results) {
-    lines.push('', `${r.way}:`, ...r.vms.map((v) => `- ${v.name}: ${v.state} on ${v.destination ?? '-'}, ${v.start ?? '-'} → ${v.end !== null ? v.end.toFixed(1) : '-'} s, downtime ${v.downtimeMs ?? '-'} ms, work lost ${v.workLostSec} s`));
+    lines.push('', `${r.way}:`, ...r.vms.map((v) => `- ${v.name}: ${v.state} on ${v.destination ?? '-'}, ${v.start !== null ? v.start.toFixed(1) : '-'} → ${v.end !== null ? v.end.toFixed(1) : '-'} s, downtime ${v.downtimeMs ?? '-'} ms, work lost ${v.workLostSec} s`));
   }
   return lines.join('\n');
 }
