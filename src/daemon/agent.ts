@@ -14,6 +14,7 @@ import { estimateVerbs } from './verbs/estimate.js';
 import { eventVerbs } from './verbs/events.js';
 import { hostVerbs } from './verbs/host.js';
 import { vmVerbs } from './verbs/vm.js';
+import { afterReady } from './verbs/types.js';
 
 export interface AgentOptions {
   settings: AgentSettings;
@@ -67,13 +68,15 @@ export async function startAgent(opts: AgentOptions): Promise<Agent> {
       return false;
     },
   );
+  let adoptionDone = (): void => {};
+  const adopted = new Promise<void>((resolve) => (adoptionDone = resolve));
   const rpc = await startRpcServer({
     listen: opts.listen,
     tls: opts.settings.tls,
     roles: opts.settings.roles,
     localSocket: opts.localSocket ?? null,
     limits: opts.limits,
-    verbs: { ...hostVerbs(context), ...vmVerbs(context), ...estimateVerbs(context), ...eventVerbs() },
+    verbs: { ...hostVerbs(context), ...afterReady(adopted, { ...vmVerbs(context), ...estimateVerbs(context) }), ...eventVerbs() },
     logger: opts.logger,
     ...(opts.onRefused ? { onRefused: opts.onRefused } : {}),
   });
@@ -83,7 +86,11 @@ export async function startAgent(opts: AgentOptions): Promise<Agent> {
   opts.onContext?.(context);
   // After the listeners, so that the adopted migrations' events reach subscribers and metrics.
   // Without libvirt the records stay for the next start.
-  if (ledger && connected) await adoptRecorded(context, ledger);
+  try {
+    if (ledger && connected) await adoptRecorded(context, ledger);
+  } finally {
+    adoptionDone();
+  }
   opts.logger.info({ event: 'agent.listening', url: rpc.url, localSocket: opts.localSocket ?? null }, `listening on ${rpc.url}${opts.localSocket ? ` and ${opts.localSocket}` : ''}`);
 
   return {
