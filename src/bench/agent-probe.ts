@@ -19,6 +19,11 @@ export interface ProbeResult {
   seconds: number;
   /** the machine's 1-minute load average at the start and at the end */
   load: [number, number];
+  /** p99 of how late this client's own 1/rate timer fired: the machine's scheduling delay, not the agent's */
+  clientTimerLateP99Ms: number;
+  /** the agent's own event-loop delay over the window (its /metrics, prom-client's monitorEventLoopDelay, reset at each scrape) */
+  agentLoopDelayP99Ms: number | null;
+  agentLoopDelayMaxMs: number | null;
 }
 
 export interface Probe {
@@ -39,8 +44,21 @@ function loadAverage(): number {
   return Number(readFileSync('/proc/loadavg', 'utf8').split(' ')[0]);
 }
 
-/** `vms()`: the VMs whose status to ask for, in turn. */
-export async function startProbe(url: string, tls: TlsPaths, agentPid: number, vms: () => string[], ratePerSec = 20): Promise<Probe> {
+/** The agent's event-loop delay since the previous scrape, ms (null without metrics). */
+async function loopDelay(metricsUrl: string | null): Promise<{ p99: number; max: number } | null> {
+  if (!metricsUrl) return null;
+  try {
+    const text = await (await fetch(metricsUrl)).text();
+    const get = (name: string): number => Number(new RegExp(`^vmigrate_nodejs_eventloop_lag_${name}_seconds (\\S+)$`, 'm').exec(text)?.[1] ?? Number.NaN) * 1000;
+    return { p99: get('p99'), max: get('max') };
+  } catch {
+    return null;
+  }
+}
+
+/** `vms()`: the VMs whose status to ask for, in turn. `metricsUrl`: the agent's /metrics, for its own event-loop delay. */
+export async function startProbe(url: string, tls: TlsPaths, agentPid: number, vms: () => string[], ratePerSec = 20, metricsUrl: string | null = null): Promise<Probe> {
+  await loopDelay(metricsUrl); // resets the agent's histogram: the window starts now
   const client = await AgentClient.connect(url, { tls: readTlsPaths(tls), callTimeoutMs: 10_000 });
   const latencies: number[] = [];
   const rss: number[] = [];
@@ -49,7 +67,12 @@ export async function startProbe(url: string, tls: TlsPaths, agentPid: number, v
   let i = 0;
   const t0 = performance.now();
   const load0 = loadAverage();
+  const late: number[] = [];
+  let lastTick = performance.now();
   const callTimer = setInterval(() => {
+    const now = performance.now();
+    late.push(Math.max(0, now - lastTick - 1000 / ratePerSec));
+    lastTick = now;
     const list = vms();
     const vmId = list[i++ % Math.max(1, list.length)] ?? 'none';
     const a = performance.now();
@@ -69,6 +92,7 @@ export async function startProbe(url: string, tls: TlsPaths, agentPid: number, v
     async stop() {
       clearInterval(callTimer);
       clearInterval(rssTimer);
+      const agentLoop = await loopDelay(metricsUrl);
       await Promise.all([...inFlight]);
       await client.close();
       const r = (x: number): number => Number(x.toFixed(2));
@@ -83,6 +107,9 @@ export async function startProbe(url: string, tls: TlsPaths, agentPid: number, v
         rssMaxMiB: Number(Math.max(...mem).toFixed(1)),
         seconds: Number(((performance.now() - t0) / 1000).toFixed(1)),
         load: [load0, loadAverage()],
+        clientTimerLateP99Ms: r(percentile(late, 99)),
+        agentLoopDelayP99Ms: agentLoop ? r(agentLoop.p99) : null,
+        agentLoopDelayMaxMs: agentLoop ? r(agentLoop.max) : null,
       };
     },
   };

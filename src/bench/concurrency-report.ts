@@ -41,12 +41,12 @@ const verdict = (ok: boolean): string => (ok ? 'met' : '**not met**');
 
 export function agentTable(run: ConcurrencyRun): string {
   const row = (label: string, p: ProbeResult): string =>
-    `| ${label} | ${p.calls} in ${p.seconds} s | ${p.p50Ms} | ${p.p99Ms} | ${p.maxMs} | ${p.errors} | ${p.rssMedianMiB} | ${p.rssMaxMiB} | ${p.load[0]} → ${p.load[1]} |`;
+    `| ${label} | ${p.calls} in ${p.seconds} s | ${p.p50Ms} | ${p.p99Ms} | ${p.maxMs} | ${p.errors} | ${p.agentLoopDelayP99Ms ?? '–'} / ${p.agentLoopDelayMaxMs ?? '–'} | ${p.clientTimerLateP99Ms} | ${p.rssMedianMiB} | ${p.rssMaxMiB} | ${p.load[0]} → ${p.load[1]} |`;
   const worstP99 = Math.max(run.idle.p99Ms, run.loaded.p99Ms);
   const worstRss = Math.max(run.idle.rssMaxMiB, run.loaded.rssMaxMiB);
   return [
-    '| agent | VM.migrateStatus calls | p50 (ms) | p99 (ms) | max (ms) | errors | RSS median (MiB) | RSS max (MiB) | load |',
-    '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
+    '| agent | VM.migrateStatus calls | p50 (ms) | p99 (ms) | max (ms) | errors | agent event-loop delay p99 / max (ms) | client timer late p99 (ms) | RSS median (MiB) | RSS max (MiB) | load |',
+    '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
     row('idle', run.idle),
     row(`${run.loadedGuests} migrations in flight`, run.loaded),
     '',

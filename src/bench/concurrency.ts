@@ -60,7 +60,7 @@ async function main(): Promise<void> {
           a, b, tls: lab.tls, scenario: SCENARIO, guests: n, mode, limitS, tag: `${n}${mode[0]}`,
           ...(measure
             ? {
-                onStarted: (vms: string[]) => void startProbe(a.agentUrl!, lab.tls, agentPid, () => vms, RATE).then((p) => (win.probe = p)),
+                onStarted: (vms: string[]) => void startProbe(a.agentUrl!, lab.tls, agentPid, () => vms, RATE, a.metricsUrl).then((p) => (win.probe = p)),
                 onGuestEnd: () => {
                   if (win.probe && !win.result) win.result = win.probe.stop();
                 },
@@ -75,7 +75,7 @@ async function main(): Promise<void> {
         // the agent with nothing in flight, holding the statuses of the migrations so far
         const vms = batches.flatMap((x) => x.runs.map((g) => g.vm));
         await sleep(2000);
-        const p = await startProbe(a.agentUrl, lab.tls, agentPid, () => vms, RATE);
+        const p = await startProbe(a.agentUrl, lab.tls, agentPid, () => vms, RATE, a.metricsUrl);
         await sleep(Number(values.idle) * 1000);
         idle = await p.stop();
         console.log(`   idle agent: p50 ${idle.p50Ms} ms, p99 ${idle.p99Ms} ms, RSS ${idle.rssMaxMiB} MiB`);
@@ -102,7 +102,9 @@ async function main(): Promise<void> {
     `## The agent under load`,
     '',
     `VM.migrateStatus round trips on one mutual-TLS WebSocket connection at ${RATE} calls/s (open loop), measured by a client on the same machine; ` +
-      `RSS of the source agent from /proc every 500 ms; load = the machine's 1-minute load average at the window's start and end (2 cores). Idle: nothing in flight, after the first batches (their statuses kept). ` +
+      `RSS of the source agent from /proc every 500 ms; load = the machine's 1-minute load average at the window's start and end (2 cores). ` +
+      `To tell the agent's delay from the machine's: the agent's own event-loop delay over the window (p99/max, from its /metrics), ` +
+      `and how late the probing client's own timer fired (p99), which no agent can cause. Idle: nothing in flight, after the first batches (their statuses kept). ` +
       `Loaded: from the moment all ${loadedGuests} migrations of the concurrent batch were asked for until the first of them ended.`,
     '',
     agentTable(run),

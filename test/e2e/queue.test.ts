@@ -8,7 +8,9 @@ import { defineGuest, destroyGuest, labDown, readGuestProgress, type LabHostInfo
 import { portBase } from '../../src/lab/paths.js';
 import { startAgentProcess, type AgentProcess } from '../helpers/agent-process.js';
 import { agentUrl, runningOn, twoHosts } from '../helpers/lab-hosts.js';
-import { call, callError, waitFor } from '../helpers/raw-rpc.js';
+import { call, callError, operatorTlsPaths, waitFor } from '../helpers/raw-rpc.js';
+import { AgentClient, type Notification } from 'vmigrate/client';
+import { readTlsPaths } from '../../src/client/tls.js';
 
 const isRoot = process.getuid?.() === 0;
 // the limited agent of this file: base+41 (RPC), base+42 (metrics)
@@ -75,6 +77,11 @@ describe('outgoing migrations beyond the limit wait in a FIFO', { skip: isRoot ?
   test('queued at position 1, refused with queue:false, cancelled, timed out; the head starts when the slot frees and completes', { timeout: 180_000 }, async () => {
     const url = limited!.url;
     const dst = agentUrl(B);
+    // a subscriber sees the queue: queued with its place, then the start and the end
+    const subscriber = await AgentClient.connect(url, { tls: readTlsPaths(operatorTlsPaths()) });
+    const notes: Notification[] = [];
+    subscriber.on('notification', (n) => notes.push(n));
+    await subscriber.subscribe({ topics: ['migration.state', 'migration.progress'] });
     // cannot finish at 20 MiB/s without steering: it holds the only slot until cancelled
     await call(url, 'VM.migrate', { vmId: SLOW, dst, bandwidth: 20, policy: 'stock' });
     await waitFor(() => status(SLOW), (s) => s.state === 'running', 60_000);
@@ -120,6 +127,11 @@ describe('outgoing migrations beyond the limit wait in a FIFO', { skip: isRoot ?
     assert.equal(done.migrationId, next.migrationId);
     assert.equal(done.queuePosition, undefined);
     assert.ok(await runningOn(B, NEXT), `${NEXT} runs on the destination`);
+    const seen = notes.map((n) => n.params as Status & { vmName: string }).filter((st) => st.vmName === NEXT && st.migrationId === next.migrationId);
+    const states = seen.map((st) => `${st.state}${st.queuePosition ?? ''}`);
+    assert.equal(states[0], 'queued1', states.join(' '));
+    assert.ok(states.includes('running') && states.at(-1) === 'completed', states.join(' '));
+    await subscriber.close();
     assert.equal(await metric('vmigrate_migrations_queued'), 0);
     assert.equal(await metric('vmigrate_migrations_dequeued_total'), 1);
   });
