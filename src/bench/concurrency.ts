@@ -2,12 +2,13 @@
 // all at once against one at a time (total time, guest work lost), and the source agent's RPC latency
 // (VM.migrateStatus at 20 calls/s) and resident memory, idle and with 4 migrations in flight.
 // Writes <out>/concurrency.{md,json} (default docs/bench).
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { setPriority } from 'node:os';
 import { parseArgs } from 'node:util';
 import { labDown, labUp, type LabInfo } from '../lab/index.js';
 import { startProbe, type Probe, type ProbeResult } from './agent-probe.js';
 import { runBatch, type BatchMode, type BatchResult } from './batch.js';
-import { agentTable, batchTable, perGuestTable, type ConcurrencyRun } from './concurrency-report.js';
+import { concurrencyReport, type ConcurrencyRun } from './concurrency-report.js';
 import { SCENARIOS, sleep } from './run-migration.js';
 
 const SCENARIO = SCENARIOS.find((s) => s.name === 'light')!;
@@ -35,8 +36,22 @@ async function main(): Promise<void> {
       limit: { type: 'string', default: '300' },
       idle: { type: 'string', default: '15' },
       out: { type: 'string', default: 'docs/bench' },
+      /** report name: <out>/<name>.{md,json} */
+      name: { type: 'string', default: 'concurrency' },
+      /** what-if: run the source agent's and this probe's main threads at this nice value (e.g. -10),
+       *  as a unit with a higher CPU weight than the guests would; empty: as the lab starts them */
+      nice: { type: 'string', default: '' },
+      /** only rewrite <out>/<name>.md from a saved <name>.json */
+      from: { type: 'string' },
     },
   });
+  const nice = values.nice === '' ? null : Number(values.nice);
+  if (values.from) {
+    // only rewrite the report from a saved run
+    const run = JSON.parse(readFileSync(values.from, 'utf8')) as ConcurrencyRun;
+    writeFileSync(`${values.out}/${values.name}.md`, concurrencyReport(run));
+    return;
+  }
   const sizes = values.guests.split(',').map(Number);
   const limitS = Number(values.limit);
   const started = new Date().toISOString();
@@ -50,6 +65,11 @@ async function main(): Promise<void> {
     const [a, b] = lab.hosts;
     if (!a?.agentUrl || !b?.agentUrl || !a.agentPid) throw new Error('lab hosts came up without agents');
     const agentPid = a.agentPid;
+    if (nice !== null) {
+      // the main (event-loop) threads only: Linux nice values are per thread
+      setPriority(agentPid, nice);
+      setPriority(nice);
+    }
     for (const n of sizes) {
       for (const mode of ['sequential', 'concurrent'] as BatchMode[]) {
         console.log(`-- ${n} guests, ${mode}`);
@@ -85,37 +105,21 @@ async function main(): Promise<void> {
     await labDown();
   }
   if (!idle || !loaded) throw new Error('no agent measurement');
-  const run: ConcurrencyRun = { batches, idle, loaded, loadedGuests };
-  const md = [
-    '# Concurrent migrations from one host',
-    '',
-    `Run ${started} to ${new Date().toISOString()} (\`npm run bench:concurrency\`). Lab: two libvirt hosts on one 2-core machine (shared with other work), TCG, ` +
-      `1-vCPU guests; the agents allow ${LIMIT} outgoing and incoming migrations at once. Each guest: ${SCENARIO.ramMiB} MiB, ` +
-      `${SCENARIO.wsMiB} MiB working set dirtied at ${SCENARIO.rateMiB} MiB/s, bandwidth cap ${SCENARIO.bandwidth} MiB/s, the agent's controller (default policy).`,
-    '',
-    'All guests of a batch are booted before it starts and run throughout, so they compete for the same CPU either way. ' +
-      "A guest's work lost = (its migration's span) × (1 − work done ÷ work at its own rate measured just before the batch, with the others running); " +
-      'summed over the guests. Total time: from the first VM.migrate to the last end.',
-    '',
-    batchTable(batches),
-    '',
-    `## The agent under load`,
-    '',
-    `VM.migrateStatus round trips on one mutual-TLS WebSocket connection at ${RATE} calls/s (open loop), measured by a client on the same machine; ` +
-      `RSS of the source agent from /proc every 500 ms; load = the machine's 1-minute load average at the window's start and end (2 cores). ` +
-      `To tell the agent's delay from the machine's: the agent's own event-loop delay over the window (p99/max, from its /metrics), ` +
-      `and how late the probing client's own timer fired (p99), which no agent can cause. Idle: nothing in flight, after the first batches (their statuses kept). ` +
-      `Loaded: from the moment all ${loadedGuests} migrations of the concurrent batch were asked for until the first of them ended.`,
-    '',
-    agentTable(run),
-    '',
-    '## Per guest',
-    '',
-    perGuestTable(batches),
-    '',
-  ].join('\n');
-  writeFileSync(`${values.out}/concurrency.md`, md);
-  writeFileSync(`${values.out}/concurrency.json`, JSON.stringify(run, null, 2));
+  const run: ConcurrencyRun = {
+    started,
+    ended: new Date().toISOString(),
+    nice,
+    limit: LIMIT,
+    rate: RATE,
+    scenario: SCENARIO,
+    batches,
+    idle,
+    loaded,
+    loadedGuests,
+  };
+  writeFileSync(`${values.out}/${values.name}.json`, JSON.stringify(run, null, 2));
+  const md = concurrencyReport(run);
+  writeFileSync(`${values.out}/${values.name}.md`, md);
   console.log(`\n${md}`);
 }
 
