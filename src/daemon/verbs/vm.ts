@@ -50,6 +50,8 @@ async function migrate(ctx: AgentContext, p: VerbParams<'VM.migrate'>): Promise<
   await checkRunning(domain);
   const migrationId = randomUUID();
   const result = { migrationId, vmId: domain.uuid, vmName: domain.name };
+  // before the claim: from claim to enqueue nothing may wait, or a slot could free unseen meanwhile
+  const here = await localHost(ctx);
   if (ctx.manager.claim(domain.uuid, domain.name, p.queue !== false) === 'start') {
     try {
       await launch(ctx, p, domain, migrationId);
@@ -59,7 +61,6 @@ async function migrate(ctx: AgentContext, p: VerbParams<'VM.migrate'>): Promise<
     }
   }
   // Outgoing slots are full: wait in the FIFO; the destination is asked only when a slot frees.
-  const here = await localHost(ctx);
   const timeoutSec = p.queueTimeoutSec ?? ctx.settings.queueTimeoutSec ?? DEFAULT_QUEUE_TIMEOUT_SEC;
   const waiting = ctx.manager.enqueue(
     {
