@@ -97,7 +97,9 @@ export async function startAgent(opts: AgentOptions): Promise<Agent> {
     context,
     rpc,
     async stop() {
-      // Never leave a migration running unattended: abort them; the guests stay on this host.
+      // Never leave a migration running unattended: answer the waiting ones (cancelled) so none
+      // starts now, then abort the running ones; the guests stay on this host.
+      manager.close();
       const active = manager.list().filter((s) => isMigrationActive(s.state));
       await Promise.all(active.map((s) => manager.get(s.vmId).cancel().catch(() => {})));
       await manager.settle();

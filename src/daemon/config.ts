@@ -38,6 +38,8 @@ export interface DaemonConfig extends RpcLimits {
   sampleTimeoutMs: number;
   maxIncoming: number;
   maxOutgoing: number;
+  /** how long an outgoing migration beyond maxOutgoing waits in the FIFO when VM.migrate does not say, s */
+  queueTimeoutSec: number;
   /** address QEMU's migration stream should use on this host as destination; null = libvirt's choice */
   migrationAddress: string | null;
   /** libvirt URI a source host's libvirtd uses to reach this host (peer-to-peer); null = derived:
@@ -116,6 +118,7 @@ const FIELDS: Record<Key, Field> = {
   sampleTimeoutMs: { schema: int(100, 600_000), expected: 'an integer from 100 to 600000', kind: 'integer' },
   maxIncoming: { schema: int(1, 1000), expected: 'a positive integer', kind: 'integer' },
   maxOutgoing: { schema: int(1, 1000), expected: 'a positive integer', kind: 'integer' },
+  queueTimeoutSec: { schema: int(1, 86_400), expected: 'an integer from 1 to 86400', kind: 'integer' },
   migrationAddress: {
     schema: z.union([z.null(), z.string().regex(/^[^\s/]+$/)]),
     expected: 'a host name or IP address, or null',
@@ -182,6 +185,7 @@ function defaults(): Record<Key, unknown> {
     sampleTimeoutMs: 5000,
     maxIncoming: 2,
     maxOutgoing: 2,
+    queueTimeoutSec: 600,
     migrationAddress: null,
     peerLibvirtUri: null,
     stateDir: '/run/vmigrate',

@@ -17,6 +17,8 @@ export interface AgentSettings {
   migrationUri?: string;
   monitorIntervalMs: number;
   sampleTimeoutMs: number;
+  /** how long VM.migrate waits for an outgoing slot when it does not say, s; default 600 */
+  queueTimeoutSec?: number;
   /** encrypt migration streams when VM.migrate does not say; default false */
   migrationTls?: boolean;
   /** the libvirt URIs a migration may be sent to */

@@ -43,6 +43,7 @@ describe('loadConfig', () => {
         sampleTimeoutMs: 5000,
         maxIncoming: 2,
         maxOutgoing: 2,
+        queueTimeoutSec: 600,
         migrationAddress: null,
         peerLibvirtUri: null,
         stateDir: '/run/vmigrate',
