@@ -49,7 +49,7 @@ export const CATALOG = {
   ),
   'VM.list': verb('VMs defined on this host', NoParams, z.array(VmSummarySchema), ['LIBVIRT_ERROR']),
   'VM.migrate': verb(
-    'Start a live migration of a VM to another host; returns at once, the migration runs in the background',
+    'Start a live migration of a VM to another host; returns at once, the migration runs in the background. Beyond the outgoing limit it waits in a FIFO (state queued) unless queue is false',
     MigrateParamsSchema,
     MigrateResultSchema,
     ['INVALID_PARAMS', 'INVALID_POLICY', 'VM_NOT_FOUND', 'VM_NOT_RUNNING', 'MIGRATION_IN_PROGRESS', 'TOO_MANY_MIGRATIONS', 'DESTINATION_UNREACHABLE', 'DESTINATION_REFUSED', 'SAME_HOST', 'LIBVIRT_ERROR', 'STATE_WRITE_FAILED'],
@@ -61,7 +61,7 @@ export const CATALOG = {
     ['INVALID_PARAMS', 'INVALID_POLICY', 'VM_NOT_FOUND', 'VM_NOT_RUNNING', 'MEASUREMENT_FAILED', 'LIBVIRT_ERROR'],
   ),
   'VM.migrateStatus': verb('Status of the latest migration of a VM (kept after it ends)', VmRefSchema, MigrationStatusSchema, ['INVALID_PARAMS', 'NO_MIGRATION']),
-  'VM.migrateCancel': verb('Cancel a running migration; the VM keeps running on the source. Returns the final status', VmRefSchema, MigrationStatusSchema, ['INVALID_PARAMS', 'NO_MIGRATION', 'NOT_CANCELLABLE', 'LIBVIRT_ERROR']),
+  'VM.migrateCancel': verb('Cancel a running or queued migration; the VM keeps running on the source. Returns the final status', VmRefSchema, MigrationStatusSchema, ['INVALID_PARAMS', 'NO_MIGRATION', 'NOT_CANCELLABLE', 'LIBVIRT_ERROR']),
   'VM.migrateChangeParams': verb('Change bandwidth, max downtime or throttle ceiling of a running migration', ChangeParamsSchema, MigrationStatusSchema, ['INVALID_PARAMS', 'INVALID_POLICY', 'NO_MIGRATION']),
   'VM.migrationCreate': verb('(agent to agent) Admit an incoming migration before any memory is copied', AdmissionRequestSchema, AdmissionResultSchema, ['INVALID_PARAMS', 'TOO_MANY_MIGRATIONS', 'DESTINATION_REFUSED', 'SAME_HOST', 'LIBVIRT_ERROR']),
   'VM.migrationEnd': verb('(agent to agent) Release an admission when the migration has ended', AdmissionEndSchema, OkResultSchema, ['INVALID_PARAMS']),

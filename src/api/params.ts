@@ -41,6 +41,10 @@ export const MigrateParamsSchema = z.strictObject({
   tls: z.boolean().optional(),
   /** a built-in policy name or a policy object; validated by the controller's schema */
   policy: z.union([z.string(), z.record(z.string(), z.unknown())]).optional(),
+  /** when the outgoing limit is reached: wait in the agent's FIFO (default true), or false: TOO_MANY_MIGRATIONS at once */
+  queue: z.boolean().optional().describe('when the outgoing limit is reached: wait in a FIFO (default), or false: refuse at once with TOO_MANY_MIGRATIONS'),
+  /** s; how long it may wait for a slot; default: the agent's queueTimeoutSec */
+  queueTimeoutSec: z.number().int().min(1).max(86_400).optional().describe("seconds it may wait in the queue, then it ends failed with TOO_MANY_MIGRATIONS; default: the agent's queueTimeoutSec (600)"),
 });
 
 export const VmRefSchema = z.strictObject({ vmId });

@@ -30,7 +30,13 @@ export const CapabilitiesSchema = z.strictObject({
 
 export const VmSummarySchema = z.strictObject({ id: z.number().int(), uuid: z.string(), name: z.string(), state: z.string() });
 
-export const MigrateResultSchema = z.strictObject({ migrationId: z.string(), vmId: z.string(), vmName: z.string() });
+export const MigrateResultSchema = z.strictObject({
+  migrationId: z.string(),
+  vmId: z.string(),
+  vmName: z.string(),
+  state: z.enum(['pending', 'queued']).describe('pending: started; queued: waiting for an outgoing slot'),
+  queuePosition: z.number().int().min(1).optional().describe('when queued: place in the FIFO, 1 = starts next'),
+});
 
 const ThrottleParamsSchema = z.strictObject({
   'cpu-throttle-initial': z.number().optional(),
@@ -62,7 +68,8 @@ export const MigrationStatusSchema = z.strictObject({
   vmName: z.string(),
   source: z.string(),
   destination: z.string(),
-  state: z.enum(['pending', 'running', 'postcopy-paused', 'completed', 'failed', 'cancelled']),
+  state: z.enum(['queued', 'pending', 'running', 'postcopy-paused', 'completed', 'failed', 'cancelled']),
+  queuePosition: z.number().int().min(1).optional().describe('while queued: place in the FIFO, 1 = starts next'),
   progress: z.number().min(0).max(100),
   dataTotal: z.number(),
   dataProcessed: z.number(),

@@ -1,9 +1,10 @@
 // Result shapes of the agent's JSON-RPC verbs, shared by the daemon and the typed client.
 import type { Action } from '../controller/types.js';
 
-/** `postcopy-paused`: post-copy broke (link or destination); the guest's memory is split between the
+/** `queued`: waiting in the agent's FIFO for an outgoing slot (nothing asked of the destination yet).
+ *  `postcopy-paused`: post-copy broke (link or destination); the guest's memory is split between the
  *  hosts and the agent is resuming it with libvirt's post-copy recovery. */
-export type MigrationState = 'pending' | 'running' | 'postcopy-paused' | 'completed' | 'failed' | 'cancelled';
+export type MigrationState = 'queued' | 'pending' | 'running' | 'postcopy-paused' | 'completed' | 'failed' | 'cancelled';
 
 /** Where the VM runs once a migration ended, as the agent found it on both hosts:
  *  `paused-destination` is a post-copy that could not be recovered (the guest's state is there). */
@@ -11,7 +12,7 @@ export type VmLocation = 'source' | 'destination' | 'paused-source' | 'paused-de
 
 /** The migration has not ended yet (it may still be changed or followed; cancelled unless in post-copy). */
 export function isMigrationActive(state: MigrationState): boolean {
-  return state === 'pending' || state === 'running' || state === 'postcopy-paused';
+  return state === 'queued' || state === 'pending' || state === 'running' || state === 'postcopy-paused';
 }
 
 export interface ActionRecord {
@@ -33,6 +34,8 @@ export interface MigrationStatus {
   source: string;
   destination: string;
   state: MigrationState;
+  /** while `queued`: its place in the FIFO, 1 = starts next */
+  queuePosition?: number;
   /** 0..100, never decreases */
   progress: number;
   dataTotal: number;
@@ -122,4 +125,8 @@ export interface MigrateResult {
   migrationId: string;
   vmId: string;
   vmName: string;
+  /** pending: started; queued: waiting for an outgoing slot */
+  state: 'pending' | 'queued';
+  /** when queued: its place in the FIFO, 1 = starts next */
+  queuePosition?: number;
 }

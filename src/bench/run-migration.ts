@@ -37,12 +37,12 @@ export const MODES: Mode[] = [
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 /** A progress reading timed at the middle of its monitor round trip. */
-interface Reading {
+export interface Reading {
   pages: bigint;
   t: number;
 }
 
-async function reading(uri: string, name: string): Promise<Reading> {
+export async function reading(uri: string, name: string): Promise<Reading> {
   const a = performance.now();
   const pages = await readGuestProgress(uri, name);
   return { pages, t: (a + performance.now()) / 2 };
@@ -50,7 +50,7 @@ async function reading(uri: string, name: string): Promise<Reading> {
 
 /** Pages per second the guest writes when nothing slows it, measured over `ms` once it runs and has
  *  touched its whole working set once (first writes fault host memory in and run slower). */
-async function baselineRate(uri: string, name: string, ms: number): Promise<number> {
+export async function baselineRate(uri: string, name: string, ms: number): Promise<number> {
   const deadline = performance.now() + 60_000;
   // the progress block appears once the kernel is up: read errors before that are expected
   for (;;) {

@@ -17,7 +17,7 @@ export function seconds(ms: number): string {
 /** One line describing a migration, for logs and non-terminal output. */
 export function statusLine(s: MigrationStatus): string {
   const parts = [
-    `${s.vmName}: ${s.state}`,
+    `${s.vmName}: ${s.state}${s.queuePosition !== undefined ? ` (position ${s.queuePosition})` : ''}`,
     `${s.progress}%`,
     `iter ${s.iteration}`,
     `remaining ${mib(s.dataRemaining)}`,

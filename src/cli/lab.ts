@@ -219,33 +219,25 @@ export function registerLabCommands(program: Command): void {
       }),
     );
 
-  lab
-    .command('cut')
-    .description('cut the migration network between two hosts (nftables; agents and libvirt keep talking)')
-    .argument('<host>', 'lab host', hostOpt)
-    .argument('<other>', 'the other lab host', hostOpt)
-    .option('--json', 'print machine-readable JSON')
-    .action(
-      action(async (x: HostName, y: HostName, _o: unknown, cmd: Command) => {
-        const r = await cutNetwork(x, y);
-        if (wantsJson(cmd)) out(r);
-        else console.log(`migration network ${r.hosts.join('-')} cut (nft table inet ${r.table})`);
-      }),
-    );
-
-  lab
-    .command('restore')
-    .description('restore the migration network between two hosts')
-    .argument('<host>', 'lab host', hostOpt)
-    .argument('<other>', 'the other lab host', hostOpt)
-    .option('--json', 'print machine-readable JSON')
-    .action(
-      action(async (x: HostName, y: HostName, _o: unknown, cmd: Command) => {
-        const r = await restoreNetwork(x, y);
-        if (wantsJson(cmd)) out(r);
-        else console.log(`migration network ${r.hosts.join('-')} restored`);
-      }),
-    );
+  const links = [
+    { name: 'cut', description: 'cut the migration network between two hosts (nftables; agents and libvirt keep talking)', run: cutNetwork, done: (t: string) => `cut (nft table inet ${t})` },
+    { name: 'restore', description: 'restore the migration network between two hosts', run: restoreNetwork, done: () => 'restored' },
+  ] as const;
+  for (const l of links) {
+    lab
+      .command(l.name)
+      .description(l.description)
+      .argument('<host>', 'lab host', hostOpt)
+      .argument('<other>', 'the other lab host', hostOpt)
+      .option('--json', 'print machine-readable JSON')
+      .action(
+        action(async (x: HostName, y: HostName, _o: unknown, cmd: Command) => {
+          const r = await l.run(x, y);
+          if (wantsJson(cmd)) out(r);
+          else console.log(`migration network ${r.hosts.join('-')} ${l.done(r.table)}`);
+        }),
+      );
+  }
 
   lab
     .command('procs')

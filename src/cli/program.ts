@@ -111,7 +111,9 @@ export function buildProgram(): Command {
     .option('--auto-converge-increment <percent>', 'CPU throttle increment', positiveInt)
     .option('--persist', 'define the VM persistently on the destination')
     .option('--undefine-source', 'undefine the VM on the source after success')
-    .option('--no-wait', 'return once the migration has started')
+    .option('--no-queue', 'refuse at once (TOO_MANY_MIGRATIONS) instead of waiting when the source runs its outgoing limit')
+    .option('--queue-timeout <s>', 'how long it may wait for an outgoing slot (default: the agent\'s queueTimeoutSec)', positiveInt)
+    .option('--no-wait', 'return once the migration has started (or is queued)')
     .action((vm: string, dst: string, o: Record<string, unknown>) =>
       withClient(program, async (c, g) => {
         const params: MigrateParams = { vmId: vm, dst };
@@ -124,9 +126,11 @@ export function buildProgram(): Command {
         if (o.autoConvergeIncrement !== undefined) params.autoConvergeIncrement = o.autoConvergeIncrement as number;
         if (o.persist) params.persistDest = true;
         if (o.undefineSource) params.undefineSource = true;
+        if (o.queue === false) params.queue = false;
+        if (o.queueTimeout !== undefined) params.queueTimeoutSec = o.queueTimeout as number;
         const started = await c.migrate(params);
         if (o.wait === false) {
-          print(g, started, () => `migration ${started.migrationId} of ${started.vmName} started`);
+          print(g, started, () => `migration ${started.migrationId} of ${started.vmName} ${started.state === 'queued' ? `queued at position ${started.queuePosition ?? '?'}` : 'started'}`);
           return;
         }
         const final = await followMigration(c, started.vmId, started.migrationId, { bar: !g.json && process.stdout.isTTY === true, quiet: g.json === true });

@@ -16,6 +16,7 @@ import { estimateVerbs } from './verbs/estimate.js';
 import { eventVerbs } from './verbs/events.js';
 import { hostVerbs } from './verbs/host.js';
 import { vmVerbs } from './verbs/vm.js';
+import { afterReady } from './verbs/types.js';
 
 export interface AgentOptions {
   settings: AgentSettings;
@@ -70,13 +71,15 @@ export async function startAgent(opts: AgentOptions): Promise<Agent> {
       return false;
     },
   );
+  let adoptionDone = (): void => {};
+  const adopted = new Promise<void>((resolve) => (adoptionDone = resolve));
   const rpc = await startRpcServer({
     listen: opts.listen,
     tls: opts.settings.tls,
     roles: opts.settings.roles,
     localSocket: opts.localSocket ?? null,
     limits: opts.limits,
-    verbs: { ...hostVerbs(context), ...vmVerbs(context), ...estimateVerbs(context), ...evacuationVerbs(context), ...eventVerbs() },
+    verbs: { ...hostVerbs(context), ...afterReady(adopted, { ...vmVerbs(context), ...estimateVerbs(context), ...evacuationVerbs(context) }), ...eventVerbs() },
     logger: opts.logger,
     ...(opts.onRefused ? { onRefused: opts.onRefused } : {}),
   });
@@ -87,14 +90,20 @@ export async function startAgent(opts: AgentOptions): Promise<Agent> {
   opts.onContext?.(context);
   // After the listeners, so that the adopted migrations' events reach subscribers and metrics.
   // Without libvirt the records stay for the next start.
-  if (ledger && connected) await adoptRecorded(context, ledger);
+  try {
+    if (ledger && connected) await adoptRecorded(context, ledger);
+  } finally {
+    adoptionDone();
+  }
   opts.logger.info({ event: 'agent.listening', url: rpc.url, localSocket: opts.localSocket ?? null }, `listening on ${rpc.url}${opts.localSocket ? ` and ${opts.localSocket}` : ''}`);
 
   return {
     context,
     rpc,
     async stop() {
-      // Never leave a migration running unattended: abort them; the guests stay on this host.
+      // Never leave a migration running unattended: answer the waiting ones (cancelled) so none
+      // starts now, then abort the running ones; the guests stay on this host.
+      manager.close();
       const active = manager.list().filter((s) => isMigrationActive(s.state));
       await Promise.all(active.map((s) => manager.get(s.vmId).cancel().catch(() => {})));
       await manager.settle();

@@ -41,6 +41,8 @@ export interface DaemonConfig extends RpcLimits {
   /** memory this host offers to VMs, MiB (`--memory-capacity`); null = the host's available memory (/proc/meminfo MemAvailable).
    *  Set it to reserve memory for the host, or to give lab hosts sharing one machine their own size. */
   memoryCapacity: number | null;
+  /** how long an outgoing migration beyond maxOutgoing waits in the FIFO when VM.migrate does not say, s */
+  queueTimeoutSec: number;
   /** address QEMU's migration stream should use on this host as destination; null = libvirt's choice */
   migrationAddress: string | null;
   /** libvirt URI a source host's libvirtd uses to reach this host (peer-to-peer); null = derived:
@@ -124,6 +126,7 @@ const FIELDS: Record<Key, Field> = {
     expected: 'a non-negative integer (MiB), or null for the host\'s available memory',
     kind: 'integer',
   },
+  queueTimeoutSec: { schema: int(1, 86_400), expected: 'an integer from 1 to 86400', kind: 'integer' },
   migrationAddress: {
     schema: z.union([z.null(), z.string().regex(/^[^\s/]+$/)]),
     expected: 'a host name or IP address, or null',
@@ -191,6 +194,7 @@ function defaults(): Record<Key, unknown> {
     maxIncoming: 2,
     maxOutgoing: 2,
     memoryCapacity: null,
+    queueTimeoutSec: 600,
     migrationAddress: null,
     peerLibvirtUri: null,
     stateDir: '/run/vmigrate',

@@ -20,6 +20,8 @@ export interface AgentSettings {
   sampleTimeoutMs: number;
   /** memory offered to VMs, MiB; absent: the host's available memory */
   memoryCapacityMiB?: number;
+  /** how long VM.migrate waits for an outgoing slot when it does not say, s; default 600 */
+  queueTimeoutSec?: number;
   /** encrypt migration streams when VM.migrate does not say; default false */
   migrationTls?: boolean;
   /** the libvirt URIs a migration may be sent to */

@@ -74,6 +74,7 @@ async function main(): Promise<void> {
       ...(config.migrationAddress ? { migrationUri: `tcp://${config.migrationAddress}` } : {}),
       monitorIntervalMs: config.monitorIntervalMs,
       sampleTimeoutMs: config.sampleTimeoutMs,
+      queueTimeoutSec: config.queueTimeoutSec,
       migrationTls: config.migrationTls,
       ...(config.memoryCapacity !== null ? { memoryCapacityMiB: config.memoryCapacity } : {}),
       allowedLibvirtUris: config.allowedLibvirtUris.map(parseAllowRule),

@@ -80,6 +80,8 @@ export function createMetrics(): AgentMetrics {
   const iteration = vmGauge('migration_iteration', 'Current memory pass of the running migration.');
   const progress = vmGauge('migration_progress_ratio', 'Progress of the running migration (0-1).');
   const running = new Gauge({ name: `${p}migrations_running`, help: 'Outgoing migrations in progress.', registers });
+  const queuedGauge = new Gauge({ name: `${p}migrations_queued`, help: 'Outgoing migrations waiting in the FIFO for a slot under maxOutgoing.', registers });
+  const dequeued = new Counter({ name: `${p}migrations_dequeued_total`, help: 'Outgoing migrations that left the FIFO for a slot (then started or refused by the destination).', registers });
   let incomingSource: () => number = () => 0;
   new Gauge({
     name: `${p}migrations_incoming`,
@@ -150,6 +152,7 @@ export function createMetrics(): AgentMetrics {
   for (const o of ['completed', 'failed', 'cancelled']) duration.zero({ outcome: o });
 
   const active = new Map<string, string>(); // migrationId -> vm label
+  const queued = new Set<string>(); // migrationIds waiting for a slot
   const ended = new Set<string>(); // recent ended ids, so a repeated terminal event counts once
 
   const vmLabel = (s: MigrationStatus): string => s.vmName || s.vmId;
@@ -194,7 +197,22 @@ export function createMetrics(): AgentMetrics {
     duration.observe({ outcome: s.state }, s.elapsedMs / 1000);
   }
 
+  /** A waiting migration is neither started nor running; true when the event is about the queue only. */
+  function trackQueue(s: MigrationStatus): boolean {
+    if (s.state === 'queued') {
+      if (!ended.has(s.migrationId)) queued.add(s.migrationId);
+      queuedGauge.set(queued.size);
+      return true;
+    }
+    if (queued.delete(s.migrationId)) {
+      queuedGauge.set(queued.size);
+      if (isMigrationActive(s.state)) dequeued.inc();
+    }
+    return false;
+  }
+
   const onState = (s: MigrationStatus): void => {
+    if (trackQueue(s)) return;
     if (!isMigrationActive(s.state)) {
       finish(s);
       return;
@@ -203,7 +221,7 @@ export function createMetrics(): AgentMetrics {
     if (s.state === 'running') updateGauges(s);
   };
   const onProgress = (s: MigrationStatus): void => {
-    if (!isMigrationActive(s.state) || ended.has(s.migrationId)) return;
+    if (s.state === 'queued' || !isMigrationActive(s.state) || ended.has(s.migrationId)) return;
     seen(s);
     updateGauges(s);
   };

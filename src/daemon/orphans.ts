@@ -17,9 +17,16 @@ import type { AgentContext, ResolvedPolicy } from './context.js';
 import { destinationProbe } from '../migration/probe.js';
 import { destinationRules } from './security/destination-rules.js';
 
-async function findVm(domain: Domain | null): Promise<FoundVm> {
+export async function findVm(domain: Domain | null): Promise<FoundVm> {
   if (!domain) return { present: false };
-  const stats = await domain.getJobStats();
+  let stats: Awaited<ReturnType<Domain['getJobStats']>>;
+  try {
+    stats = await domain.getJobStats();
+  } catch (err) {
+    // the migration ended (and the transient source domain went) between the lookup and this call
+    if (isNoDomain(err)) return { present: false };
+    throw err;
+  }
   const elapsed = stats.time_elapsed;
   return {
     present: true,
@@ -160,11 +167,23 @@ export async function adoptRecorded(ctx: AgentContext, ledger: MigrationLedger):
   }
   for (const entry of entries) {
     const log = ctx.logger.child({ migrationId: entry.migrationId, vmId: entry.vmUuid, vmName: entry.vmName });
-    try {
-      await adoptOne(ctx, ledger, entry, log);
-    } catch (err) {
-      // keep the record: the next start tries again
-      log.error({ event: 'migration.adopt_failed', err: String(err) }, 'could not check a migration left by a previous agent process');
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await adoptOne(ctx, ledger, entry, log);
+        break;
+      } catch (err) {
+        // a libvirtd that is slow or restarting right now; a few tries, then keep the record for the next start
+        if (attempt < ADOPT_ATTEMPTS) {
+          log.warn({ event: 'migration.adopt_retry', attempt, err: String(err) }, 'could not check a migration left by a previous agent process; trying again');
+          await new Promise((r) => setTimeout(r, ADOPT_RETRY_MS * attempt));
+          continue;
+        }
+        log.error({ event: 'migration.adopt_failed', err: String(err) }, 'could not check a migration left by a previous agent process');
+        break;
+      }
     }
   }
 }
+
+const ADOPT_ATTEMPTS = 5;
+const ADOPT_RETRY_MS = 1000;

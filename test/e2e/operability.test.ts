@@ -348,7 +348,7 @@ describe('operability on the lab', { skip: isRoot ? false : 'needs root (lab hos
       await call(aLim.url, 'VM.migrate', { vmId: slow, dst: bLim.url, bandwidth: 20, policy: 'stock' });
       await waitFor(() => call<MigrationStatus>(aLim.url, 'VM.migrateStatus', { vmId: slow }), (s) => s.state === 'running', 60_000);
 
-      const outgoing = await callError(aLim.url, 'VM.migrate', { vmId: second, dst: agent(B) });
+      const outgoing = await callError(aLim.url, 'VM.migrate', { vmId: second, dst: agent(B), queue: false });
       assert.equal(outgoing.code, 1007, JSON.stringify(outgoing));
       assert.equal(outgoing.data?.name, 'TOO_MANY_MIGRATIONS');
       assert.equal(outgoing.data?.direction, 'outgoing');

@@ -22,7 +22,7 @@ export async function migrateCompletes(A: LabHostInfo, B: LabHostInfo, vm: strin
   await call(A.agentUrl!, 'VM.migrate', { vmId: vm, dst: B.agentUrl! });
   const done = await waitFor(
     () => call<{ state: string; error: unknown }>(A.agentUrl!, 'VM.migrateStatus', { vmId: vm }),
-    (s) => s.state !== 'pending' && s.state !== 'running',
+    (s) => !['queued', 'pending', 'running'].includes(s.state),
     120_000,
   );
   assert.equal(done.state, 'completed', JSON.stringify(done.error));

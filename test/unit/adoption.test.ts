@@ -149,3 +149,9 @@ test('a migration that cannot be recorded is refused with STATE_WRITE_FAILED and
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('a domain that vanishes between the lookup and the job query counts as gone, not as an adoption error', async () => {
+  const { findVm } = await import('../../src/daemon/orphans.js');
+  assert.deepEqual(await findVm(goneDomain('8f1c1f3e-0000-4000-8000-000000000001', 'g')), { present: false });
+  assert.deepEqual(await findVm(null), { present: false });
+});

@@ -44,6 +44,7 @@ describe('loadConfig', () => {
         maxIncoming: 2,
         maxOutgoing: 2,
         memoryCapacity: null,
+        queueTimeoutSec: 600,
         migrationAddress: null,
         peerLibvirtUri: null,
         stateDir: '/run/vmigrate',

@@ -126,6 +126,30 @@ describe('metrics', () => {
     assert.ok(reasons.size <= 4, `reason label must stay bounded, got ${[...reasons].join(',')}`);
   });
 
+  it('counts waiting migrations apart from running ones, and those that left the queue', async () => {
+    const m = createMetrics();
+    const mgr = new FakeManager();
+    m.attach(mgr);
+    const q1 = { migrationId: 'q1', vmName: 'w1' };
+    const q2 = { migrationId: 'q2', vmName: 'w2' };
+    mgr.emit('state', status({ ...q1, state: 'queued', queuePosition: 1 }));
+    mgr.emit('state', status({ ...q2, state: 'queued', queuePosition: 2 }));
+    mgr.emit('progress', status({ ...q2, state: 'queued', queuePosition: 1 }));
+    let text = await m.render();
+    assert.equal(value(text, 'vmigrate_migrations_queued'), 2);
+    assert.equal(value(text, 'vmigrate_migrations_running'), 0);
+    assert.equal(value(text, 'vmigrate_migrations_started_total'), 0);
+    assert.equal(value(text, 'vmigrate_migrations_dequeued_total'), 0);
+
+    mgr.emit('state', status({ ...q1, state: 'pending' }));
+    mgr.emit('state', status({ ...q2, state: 'cancelled' }));
+    text = await m.render();
+    assert.equal(value(text, 'vmigrate_migrations_queued'), 0);
+    assert.equal(value(text, 'vmigrate_migrations_dequeued_total'), 1);
+    assert.equal(value(text, 'vmigrate_migrations_running'), 1);
+    assert.equal(value(text, 'vmigrate_migrations_started_total'), 1);
+  });
+
   it('maps error names to reasons', () => {
     assert.equal(endReason(status({ state: 'failed', error: { code: 1008, name: 'LIBVIRT_ERROR', message: '' } })), 'libvirt_error');
     assert.equal(endReason(status({ state: 'failed', error: { code: 1012, name: 'MIGRATION_FAILED', message: '' } })), 'libvirt_error');

@@ -42,7 +42,7 @@ function fakeVerbs(hooks: { closed?: () => void; gate?: Promise<void> } = {}): V
   return {
     'Host.ping': async () => ({ ok: true as const, name: 'test', version: '0' }),
     'VM.list': async () => [],
-    'VM.migrate': async (p) => ({ migrationId: 'm', vmId: p.vmId, vmName: p.vmId }),
+    'VM.migrate': async (p) => ({ migrationId: 'm', vmId: p.vmId, vmName: p.vmId, state: 'pending' as const }),
     'VM.migrationCreate': async (_req, caller: Caller) => {
       await (hooks.gate ?? Promise.resolve());
       caller.onClose(() => hooks.closed?.());

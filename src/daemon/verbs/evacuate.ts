@@ -46,7 +46,8 @@ function ports(ctx: AgentContext, p: VerbParams<'Host.evacuate'>, vms: Vm[]): Ev
       const caps = await destinationCapabilities(destinationKey(dst), rules);
       return { name: caps.name, memoryFreeMiB: caps.capacity.memoryFreeMiB, incomingSlotsFree: caps.capacity.incomingSlotsFree };
     },
-    migrate: (vmId, dst, bandwidth) => migrate(ctx, { vmId, dst, bandwidth, ...(p.policy !== undefined ? { policy: p.policy } : {}) }),
+    // queue: false: the evacuation keeps its own order and count; a full host answers at once and it waits
+    migrate: (vmId, dst, bandwidth) => migrate(ctx, { vmId, dst, bandwidth, queue: false, ...(p.policy !== undefined ? { policy: p.policy } : {}) }),
     status: (vmId) => ctx.manager.find(vmId)?.snapshot() ?? null,
     cancel: async (vmId) => {
       await ctx.manager.get(vmId).cancel();

@@ -20,3 +20,17 @@ export interface Caller {
 /** A verb receives params already validated against its catalog schema. */
 export type VerbImpl<K extends VerbName> = (params: VerbParams<K>, caller: Caller) => Promise<VerbResult<K>>;
 export type Verbs = { [K in VerbName]?: VerbImpl<K> };
+
+/** The same verbs, each answering only once `ready` settles: a restarted agent serves while it
+ *  re-attaches its predecessor's migrations, and a VM verb answered before that would not know them
+ *  (NO_MIGRATION for a migration that runs, or a second migration of a VM already migrating). */
+export function afterReady(ready: Promise<unknown>, verbs: Verbs): Verbs {
+  const out: Record<string, unknown> = {};
+  for (const [name, impl] of Object.entries(verbs) as [VerbName, VerbImpl<VerbName>][]) {
+    out[name] = async (params: never, caller: Caller) => {
+      await ready.catch(() => undefined);
+      return impl(params, caller);
+    };
+  }
+  return out as Verbs;
+}

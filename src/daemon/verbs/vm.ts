@@ -4,16 +4,20 @@ import { randomUUID } from 'node:crypto';
 import { AgentError } from '../../api/errors.js';
 import type { VerbParams } from '../../api/catalog.js';
 import type { MigrateResult, MigrationStatus, VmSummary } from '../../api/results.js';
-import { DomainState, type DomainStateCode } from '../../libvirt/types.js';
+import { DomainState, type Domain, type DomainStateCode } from '../../libvirt/types.js';
 import { checkClientDestination, resolveDestination } from '../../migration/destination.js';
 import { destinationRules } from '../security/destination-rules.js';
 import { libvirtMigrationArgs } from '../../migration/plan.js';
+import { Migration } from '../../migration/migration.js';
 import { destinationProbe } from '../../migration/probe.js';
 import { readMigrationParams } from '../../migration/restore.js';
 import type { AgentContext } from '../context.js';
 import { findDomain, libvirtFailure } from '../vm-lookup.js';
 import { localHost } from './host.js';
 import type { Verbs } from './types.js';
+
+/** how long VM.migrate waits for an outgoing slot when neither the call nor the config says */
+export const DEFAULT_QUEUE_TIMEOUT_SEC = 600;
 
 const STATE_NAMES: Record<DomainStateCode, string> = {
   [DomainState.NOSTATE]: 'nostate',
@@ -44,11 +48,53 @@ export async function migrate(ctx: AgentContext, p: VerbParams<'VM.migrate'>): P
   const policy = ctx.controllers.resolve(p.policy);
   const conn = await ctx.libvirt.get().catch((e: unknown) => Promise.reject(libvirtFailure(e, 'connecting to libvirt')));
   const domain = await findDomain(conn, p.vmId);
-  const [{ state }, info] = await Promise.all([domain.getState(), domain.getInfo()]);
+  await checkRunning(domain);
+  const migrationId = randomUUID();
+  const result = { migrationId, vmId: domain.uuid, vmName: domain.name };
+  // before the claim: from claim to enqueue nothing may wait, or a slot could free unseen meanwhile
+  const here = await localHost(ctx);
+  if (ctx.manager.claim(domain.uuid, domain.name, p.queue !== false) === 'start') {
+    try {
+      await launch(ctx, p, domain, migrationId);
+      return { ...result, state: 'pending' };
+    } finally {
+      ctx.manager.release(domain.uuid);
+    }
+  }
+  // Outgoing slots are full: wait in the FIFO; the destination is asked only when a slot frees.
+  const timeoutSec = p.queueTimeoutSec ?? ctx.settings.queueTimeoutSec ?? DEFAULT_QUEUE_TIMEOUT_SEC;
+  const waiting = ctx.manager.enqueue(
+    {
+      migrationId,
+      vmUuid: domain.uuid,
+      vmName: domain.name,
+      source: here.name,
+      destination: typeof p.dst === 'string' ? p.dst : (p.dst.agent ?? p.dst.libvirtUri),
+      policyName: policy.name,
+      tls: p.tls ?? ctx.settings.migrationTls ?? false,
+    },
+    timeoutSec * 1000,
+    // a fresh handle: the libvirt connection may have been re-opened while it waited
+    async () => launch(ctx, p, await findDomain(await ctx.libvirt.get(), domain.uuid), migrationId),
+    ctx.logger,
+  );
+  return { ...result, state: 'queued', queuePosition: waiting.snapshot().queuePosition ?? 1 };
+}
+
+async function checkRunning(domain: Domain): Promise<void> {
+  const { state } = await domain.getState();
   if (state !== DomainState.RUNNING && state !== DomainState.PAUSED) {
     throw new AgentError('VM_NOT_RUNNING', `VM ${domain.name} is ${stateName(state)}, not running: nothing to live-migrate`, { vmId: domain.uuid, state: stateName(state) });
   }
-  ctx.manager.checkCanStart(domain.uuid, domain.name);
+}
+
+/** Admission at the destination, then the migration itself; the caller holds an outgoing slot. */
+async function launch(ctx: AgentContext, p: VerbParams<'VM.migrate'>, domain: Domain, migrationId: string): Promise<Migration> {
+  const rules = destinationRules(ctx.settings);
+  const policy = ctx.controllers.resolve(p.policy);
+  // again: a VM that waited in the queue may have stopped meanwhile
+  await checkRunning(domain);
+  const info = await domain.getInfo();
   const here = await localHost(ctx);
   // post-copy only when asked for: VM.migrate `postcopy`, or a policy that allows it
   const postcopy = p.postcopy ?? policy.allowPostcopy;
@@ -71,7 +117,6 @@ export async function migrate(ctx: AgentContext, p: VerbParams<'VM.migrate'>): P
       ...(p.autoConvergeInitial !== undefined ? { autoConvergeInitial: p.autoConvergeInitial } : {}),
       ...(p.autoConvergeIncrement !== undefined ? { autoConvergeIncrement: p.autoConvergeIncrement } : {}),
     });
-    const migrationId = randomUUID();
     // QEMU's own bandwidth limit before libvirt caps it for the migration (put back if a dying libvirtd leaves the cap)
     const bandwidthBefore = await readMigrationParams(domain).then((q) => q['max-bandwidth'], () => undefined);
     const migration = ctx.manager.start(
@@ -109,7 +154,7 @@ export async function migrate(ctx: AgentContext, p: VerbParams<'VM.migrate'>): P
     if (p.maxDowntime !== undefined && controller === null) {
       void migration.applyExternal({ type: 'set-downtime', ms: p.maxDowntime, reason: 'requested with VM.migrate' });
     }
-    return { migrationId, vmId: domain.uuid, vmName: domain.name };
+    return migration;
   } catch (err) {
     await dst.release();
     throw err;
@@ -120,6 +165,9 @@ async function changeParams(ctx: AgentContext, p: VerbParams<'VM.migrateChangePa
   const migration = ctx.manager.get(p.vmId);
   if (!migration.active) {
     throw new AgentError('NO_MIGRATION', `migration of VM ${migration.status.vmName} already ended (${migration.status.state})`);
+  }
+  if (!(migration instanceof Migration)) {
+    throw new AgentError('NO_MIGRATION', `migration of VM ${migration.status.vmName} has not started yet (${migration.status.state}); cancel it and ask again with the new parameters`);
   }
   const why = 'VM.migrateChangeParams';
   const controller = migration.controller;

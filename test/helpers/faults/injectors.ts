@@ -129,7 +129,7 @@ export const INJECTORS: Record<FaultName, FaultInjector> = {
         // a request that needs a stateDir write, while it cannot be made
         const probe = `${ctx.vm}-p`;
         await ctx.defineProbe(probe);
-        const r = await rawCall(ctx.src.agentUrl!, 'VM.migrate', { vmId: probe, dst: ctx.dst.agentUrl }, 15_000).catch((e: Error) => ({ error: { code: 0, message: e.message } }));
+        const r = await rawCall(ctx.src.agentUrl!, 'VM.migrate', { vmId: probe, dst: ctx.dst.agentUrl, queue: false }, 15_000).catch((e: Error) => ({ error: { code: 0, message: e.message } }));
         await sleep(1_000);
         const st = await readStatus(ctx.src.agentUrl!, probe);
         // clean: a stable error of its own, not an internal error, and not a refusal for another

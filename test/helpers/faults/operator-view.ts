@@ -58,12 +58,13 @@ export async function linesSince(marks: LogMark[]): Promise<LogLine[]> {
 
 export type Counters = Map<string, number>;
 
-/** Pure: vmigrate_* counters (…_total) of a Prometheus text page, summed over labels. */
+/** Pure: vmigrate_* counters (…_total) of a Prometheus text page, summed over labels; the process's
+ *  own CPU counters say nothing about the fault and are left out. */
 export function countersIn(body: string): Counters {
   const c: Counters = new Map();
   for (const line of body.split('\n')) {
     const m = /^(vmigrate_[a-z_]+_total)(\{[^}]*\})?\s+(\S+)/.exec(line);
-    if (m) c.set(m[1]!, (c.get(m[1]!) ?? 0) + Number(m[3]));
+    if (m && !m[1]!.startsWith('vmigrate_process_')) c.set(m[1]!, (c.get(m[1]!) ?? 0) + Number(m[3]));
   }
   return c;
 }

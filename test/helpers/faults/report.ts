@@ -47,13 +47,16 @@ export function renderOperatorView(fault: FaultName, results: readonly CaseResul
   if (rs.length === 0) return '';
   const statuses = rs.map((r) => `${r.phase}: ${r.final ? `\`${r.final.state}\`, vmLocation \`${r.final.vmLocation ?? '(absent)'}\`${r.final.error ? `, ${r.final.error.split(':')[0]}` : ''}` : r.harnessError ? 'not reached' : 'no final status'}; states seen ${r.statesSeen.join(' → ') || '-'}`);
   const logs = uniq(rs.flatMap((r) => r.logLines.map((l) => `${l.host}: ${PRIORITY_NAME[l.priority] ?? l.priority} \`${l.event}\` "${l.msg.slice(0, 140)}"`)));
-  const metrics = uniq(rs.flatMap((r) => r.metricChanges.map((m) => `${m.host}: ${m.metric} +${m.delta}`)));
+  // summed over the fault's phases, per host and counter
+  const sums = new Map<string, number>();
+  for (const m of rs.flatMap((r) => r.metricChanges)) sums.set(`${m.host}: ${m.metric}`, (sums.get(`${m.host}: ${m.metric}`) ?? 0) + m.delta);
+  const metrics = [...sums].map(([k, d]) => `${k} +${Math.round(d * 1000) / 1000}`);
   return [
     `#### ${fault}`,
     '',
     `- final status by phase: ${statuses.join('; ')}`,
     `- log lines at warning or worse: ${logs.length ? logs.join('; ') : 'none'}`,
-    `- counters that moved: ${metrics.length ? metrics.join('; ') : 'none'}`,
+    `- counters that moved (sum over the ${rs.length} phases): ${metrics.length ? metrics.join('; ') : 'none'}`,
     '',
   ].join('\n');
 }

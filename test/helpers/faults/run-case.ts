@@ -119,7 +119,12 @@ export async function runCase(c: CaseId, lab: CaseLab, vm: string): Promise<Case
     for (const n of fault.notes) lab.log(`  ${n}`);
     // a migration held in its phase is let go once the fault is over
     if (phase.release) {
-      const s = await readStatus(lab.src.agentUrl!, vm);
+      // a restarted agent may not listen yet: wait for an answer (an agent error is an answer)
+      let s = await readStatus(lab.src.agentUrl!, vm);
+      for (const until = Date.now() + 30_000; !s.ok && s.name === undefined && Date.now() < until; ) {
+        await sleep(500);
+        s = await readStatus(lab.src.agentUrl!, vm);
+      }
       if (s.ok && !isEnded(s.status.state) && !s.status.postcopy) {
         await rawCall(lab.src.agentUrl!, 'VM.migrateChangeParams', { vmId: vm, ...phase.release }).catch(() => undefined);
       }
