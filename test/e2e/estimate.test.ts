@@ -76,16 +76,17 @@ describe('VM.estimateMigration on the lab', { skip: isRoot ? false : 'needs root
   });
 
   test('a heavy guest needs a throttle; then it is migrated: predicted against measured', { timeout: 400_000 }, async (t) => {
-    // 256 MiB rewritten at up to 200 MiB/s over a 50 MiB/s link
+    // 256 MiB rewritten at up to 200 MiB/s over a 25 MiB/s link. Page sampling has read such a guest
+    // at 40-65 MiB/s on a busy 2-core machine (TCG runs it below its ceiling): still well above the link.
     await guest('est-heavy', 512, 256, 200);
-    const e = await call<Estimate>(agent(A), 'VM.estimateMigration', { vmId: 'est-heavy', bandwidth: 50 });
+    const e = await call<Estimate>(agent(A), 'VM.estimateMigration', { vmId: 'est-heavy', bandwidth: 25 });
     t.diagnostic(`measured ${JSON.stringify(e.measured)}`);
     t.diagnostic(`predicted ${line(e.prediction)}; ${line(e.stock)}`);
     assert.equal(e.convergesWithoutThrottle, false);
     assert.ok(e.prediction.peakThrottle > 0, 'a throttle is predicted');
-    assert.equal(e.measured.bandwidthMiBps, 50);
+    assert.equal(e.measured.bandwidthMiBps, 25);
 
-    await call(agent(A), 'VM.migrate', { vmId: 'est-heavy', dst: agent(B), bandwidth: 50 });
+    await call(agent(A), 'VM.migrate', { vmId: 'est-heavy', dst: agent(B), bandwidth: 25 });
     const s = await waitFor(
       () => call<{ state: string; elapsedMs: number; throttlePercent: number; downtimeMs: number | null; actions: { action: { type: string; target?: number } }[]; error: unknown }>(agent(A), 'VM.migrateStatus', { vmId: 'est-heavy' }),
       (x) => ['completed', 'failed', 'cancelled'].includes(x.state),
