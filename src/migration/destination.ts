@@ -64,6 +64,20 @@ export function checkClientDestination(dst: Destination, rules: DestinationRules
   }
 }
 
+/** A connection to another agent, its certificate checked as a peer's. */
+async function connectPeer(agentUrl: string, rules: DestinationRules): Promise<AgentClient> {
+  try {
+    return await AgentClient.connect(agentUrl, {
+      timeoutMs: CONNECT_TIMEOUT_MS,
+      callTimeoutMs: CALL_TIMEOUT_MS,
+      maxPayload: MAX_ANSWER_BYTES,
+      ...(rules.tls ? { tls: rules.tls, checkServer: (cert: PeerCertificate) => rules.checkPeer(cert) } : {}),
+    });
+  } catch (err) {
+    throw new AgentError('DESTINATION_UNREACHABLE', `destination agent ${agentUrl} is unreachable: ${(err as Error).message}`, { destination: agentUrl });
+  }
+}
+
 export async function resolveDestination(dst: Destination, request: AdmissionRequest, rules: DestinationRules): Promise<ResolvedDestination> {
   checkClientDestination(dst, rules);
   const agentUrl = typeof dst === 'string' ? dst : dst.agent;
@@ -73,17 +87,7 @@ export async function resolveDestination(dst: Destination, request: AdmissionReq
     if (dst.migrationUri !== undefined) resolved.migrationUri = dst.migrationUri;
     return resolved;
   }
-  let client: AgentClient;
-  try {
-    client = await AgentClient.connect(agentUrl, {
-      timeoutMs: CONNECT_TIMEOUT_MS,
-      callTimeoutMs: CALL_TIMEOUT_MS,
-      maxPayload: MAX_ANSWER_BYTES,
-      ...(rules.tls ? { tls: rules.tls, checkServer: (cert: PeerCertificate) => rules.checkPeer(cert) } : {}),
-    });
-  } catch (err) {
-    throw new AgentError('DESTINATION_UNREACHABLE', `destination agent ${agentUrl} is unreachable: ${(err as Error).message}`, { destination: agentUrl });
-  }
+  const client = await connectPeer(agentUrl, rules);
   try {
     const answer = await client.migrationCreate(request);
     const parsed = AdmissionResultSchema.safeParse(answer);
@@ -123,17 +127,7 @@ export async function resolveDestination(dst: Destination, request: AdmissionReq
 
 /** Asks a destination agent what it can take (Host.getCapabilities, allowed to peers). */
 export async function destinationCapabilities(agentUrl: string, rules: DestinationRules): Promise<Capabilities> {
-  let client: AgentClient;
-  try {
-    client = await AgentClient.connect(agentUrl, {
-      timeoutMs: CONNECT_TIMEOUT_MS,
-      callTimeoutMs: CALL_TIMEOUT_MS,
-      maxPayload: MAX_ANSWER_BYTES,
-      ...(rules.tls ? { tls: rules.tls, checkServer: (cert: PeerCertificate) => rules.checkPeer(cert) } : {}),
-    });
-  } catch (err) {
-    throw new AgentError('DESTINATION_UNREACHABLE', `destination agent ${agentUrl} is unreachable: ${(err as Error).message}`, { destination: agentUrl });
-  }
+  const client = await connectPeer(agentUrl, rules);
   try {
     const parsed = CapabilitiesSchema.safeParse(await client.call('Host.getCapabilities'));
     if (!parsed.success) throw new AgentError('DESTINATION_REFUSED', `destination agent ${agentUrl} answered Host.getCapabilities without its capacity`, { destination: agentUrl });

@@ -22,6 +22,7 @@ import { putBackAndVerify } from './put-back.js';
 import { readMigrationParams, restoreAndVerify, type RestoreResult } from './restore.js';
 import { sampleFromJobStats, type MigrationSample } from '../controller/sample.js';
 import type { ActionRecord, MigrationEventMap, MigrationState, MigrationStatus } from './status.js';
+import { freshStatus } from './status.js';
 
 export interface MigrationPlan {
   migrationId: string;
@@ -101,34 +102,18 @@ export class Migration extends EventEmitter<MigrationEventMap> {
     this.startedMs = plan.startedAtMs ?? Date.now();
     this.domain = plan.domain;
     this.log = plan.logger.child({ migrationId: plan.migrationId, vmId: plan.vmUuid, vmName: plan.vmName });
-    this.status = {
+    this.status = freshStatus({
       migrationId: plan.migrationId,
       vmId: plan.vmUuid,
       vmName: plan.vmName,
       source: plan.source,
       destination: plan.destination,
       state: 'pending',
-      progress: 0,
-      dataTotal: 0,
-      dataProcessed: 0,
-      dataRemaining: 0,
-      iteration: 0,
-      dirtyRate: 0,
-      transferRate: 0,
-      throttlePercent: 0,
-      postcopy: false,
       // libvirt fails the migration rather than fall back to plain text, so the flag is the truth
       tls: (plan.flags & MigrateFlags.TLS) !== 0,
-      downtimeMs: null,
-      startedAt: new Date(this.startedMs).toISOString(),
-      endedAt: null,
-      elapsedMs: 0,
+      startedMs: this.startedMs,
       policy: plan.policyName,
-      actions: [],
-      error: null,
-      vmLocation: null,
-      paramsRestored: null,
-    };
+    });
     this.done = new Promise((resolve) => (this.resolveDone = resolve));
   }
 

@@ -1,5 +1,5 @@
 // The events a migration emits; their payloads are the API's status shapes (src/api/results.ts).
-import type { ActionRecord, MigrationStatus } from '../api/results.js';
+import type { ActionRecord, MigrationState, MigrationStatus } from '../api/results.js';
 
 export type { ActionRecord, MigrationState, MigrationStatus } from '../api/results.js';
 
@@ -10,4 +10,45 @@ export interface MigrationEventMap {
   progress: [MigrationStatus];
   /** the controller decided something */
   action: [MigrationStatus, ActionRecord];
+}
+
+/** A migration's status before its first sample: nothing sent, nothing decided. */
+export function freshStatus(o: {
+  migrationId: string;
+  vmId: string;
+  vmName: string;
+  source: string;
+  destination: string;
+  state: MigrationState;
+  tls: boolean;
+  startedMs: number;
+  policy: string;
+}): MigrationStatus {
+  return {
+    migrationId: o.migrationId,
+    vmId: o.vmId,
+    vmName: o.vmName,
+    source: o.source,
+    destination: o.destination,
+    state: o.state,
+    progress: 0,
+    dataTotal: 0,
+    dataProcessed: 0,
+    dataRemaining: 0,
+    iteration: 0,
+    dirtyRate: 0,
+    transferRate: 0,
+    throttlePercent: 0,
+    postcopy: false,
+    tls: o.tls,
+    downtimeMs: null,
+    startedAt: new Date(o.startedMs).toISOString(),
+    endedAt: null,
+    elapsedMs: 0,
+    policy: o.policy,
+    actions: [],
+    error: null,
+    vmLocation: null,
+    paramsRestored: null,
+  };
 }

@@ -6,6 +6,7 @@ import { EventEmitter } from 'node:events';
 import { AgentError, ErrorCodes } from '../api/errors.js';
 import type { Migration } from './migration.js';
 import type { MigrationEventMap, MigrationStatus } from './status.js';
+import { freshStatus } from './status.js';
 
 export interface WaitingInit {
   migrationId: string;
@@ -35,33 +36,17 @@ export class WaitingMigration extends EventEmitter<MigrationEventMap> {
     private readonly dequeue: () => boolean,
   ) {
     super();
-    this.status = {
+    this.status = freshStatus({
       migrationId: init.migrationId,
       vmId: init.vmUuid,
       vmName: init.vmName,
       source: init.source,
       destination: init.destination,
       state: 'queued',
-      progress: 0,
-      dataTotal: 0,
-      dataProcessed: 0,
-      dataRemaining: 0,
-      iteration: 0,
-      dirtyRate: 0,
-      transferRate: 0,
-      throttlePercent: 0,
-      postcopy: false,
       tls: init.tls,
-      downtimeMs: null,
-      startedAt: new Date(this.enqueuedMs).toISOString(),
-      endedAt: null,
-      elapsedMs: 0,
+      startedMs: this.enqueuedMs,
       policy: init.policyName,
-      actions: [],
-      error: null,
-      vmLocation: null,
-      paramsRestored: null,
-    };
+    });
     this.done = new Promise((resolve) => (this.resolveDone = resolve));
   }
 
