@@ -199,7 +199,7 @@ describe('operability on the lab', { skip: isRoot ? false : 'needs root (lab hos
     try {
       const events = collect(client);
       const states = collect(stateOnly);
-      assert.deepEqual((await client.subscribe()).topics.sort(), ['migration.action', 'migration.progress', 'migration.state']);
+      assert.deepEqual((await client.subscribe()).topics.sort(), ['evacuation.state', 'migration.action', 'migration.progress', 'migration.state']);
       assert.deepEqual((await stateOnly.subscribe({ topics: ['migration.state'] })).topics, ['migration.state']);
       await guest(vm, 384, 128, 150);
       const started = await client.migrate({ vmId: vm, dst: agent(B), bandwidth: 40 });
