@@ -28,6 +28,11 @@ export const ErrorCodes = {
 export type ErrorName = keyof typeof ErrorCodes;
 
 /** An error that the JSON-RPC layer turns into {code, message, data: {name, ...details}}. */
+/** How statuses record an error: an AgentError as it is, anything else under `fallback`. */
+export function errorRecord(err: unknown, fallback: { code: number; name: string; message: string }): { code: number; name: string; message: string } {
+  return err instanceof AgentError ? { code: err.code, name: err.errorName, message: err.message } : fallback;
+}
+
 export class AgentError extends Error {
   readonly code: number;
   readonly errorName: ErrorName;

@@ -2,7 +2,7 @@
 import { z } from 'zod';
 import { MAX_BANDWIDTH_MIBPS } from '../controller/bounds.js';
 import { DestinationSchema } from './params.js';
-import { MigrationStatusSchema } from './result-schemas.js';
+import { ErrorRecordSchema, MigrationStatusSchema } from './result-schemas.js';
 
 const vmId = z.string().min(1, 'must be a VM name or UUID').max(256);
 const evacuationId = z.string().min(1).max(64);
@@ -66,12 +66,12 @@ export const EvacuationVmSchema = z.strictObject({
       destination: z.string(),
       migrationId: z.string().nullable(),
       state: z.string(),
-      error: z.strictObject({ code: z.number(), name: z.string(), message: z.string() }).nullable(),
+      error: ErrorRecordSchema.nullable(),
     }),
   ),
   /** the status of the current (or last) migration */
   migration: MigrationStatusSchema.nullable(),
-  error: z.strictObject({ code: z.number(), name: z.string(), message: z.string() }).nullable(),
+  error: ErrorRecordSchema.nullable(),
 });
 
 export const EvacuationDestinationSchema = z.strictObject({
@@ -100,7 +100,7 @@ export const EvacuationStatusSchema = z.strictObject({
   destinations: z.array(EvacuationDestinationSchema),
   vms: z.array(EvacuationVmSchema),
   /** why the evacuation could not run at all (planning failed) */
-  error: z.strictObject({ code: z.number(), name: z.string(), message: z.string() }).nullable(),
+  error: ErrorRecordSchema.nullable(),
 });
 
 export type EvacuationStatus = z.input<typeof EvacuationStatusSchema>;

@@ -2,6 +2,9 @@
 // against what is documented. test/unit/openrpc.test.ts keeps them equal to the TypeScript types.
 import { z } from 'zod';
 
+/** An error as statuses carry it: the agent's stable code and name, and what went wrong. */
+export const ErrorRecordSchema = z.strictObject({ code: z.number(), name: z.string(), message: z.string() });
+
 export const PingResultSchema = z.strictObject({ ok: z.literal(true), name: z.string(), version: z.string() });
 
 export const CapabilitiesSchema = z.strictObject({
@@ -86,7 +89,7 @@ export const MigrationStatusSchema = z.strictObject({
   elapsedMs: z.number(),
   policy: z.string(),
   actions: z.array(ActionRecordSchema),
-  error: z.strictObject({ code: z.number(), name: z.string(), message: z.string() }).nullable(),
+  error: ErrorRecordSchema.nullable(),
   adoption: z
     .strictObject({ adoptedAt: z.string(), steering: z.enum(['resumed', 'unsteered', 'stock']), reason: z.string() })
     .optional()

@@ -3,7 +3,7 @@
 import { readFile } from 'node:fs/promises';
 import type { HostCapacity } from '../api/results.js';
 import type { AgentContext } from './context.js';
-import { libvirtFailure } from './vm-lookup.js';
+import { libvirtConnection } from './vm-lookup.js';
 
 export interface CapacityFacts {
   /** memoryCapacityMiB when configured */
@@ -43,7 +43,7 @@ export function parseMeminfo(text: string): { availableMiB: number; totalMiB: nu
 }
 
 export async function readCapacity(ctx: AgentContext): Promise<HostCapacity> {
-  const conn = await ctx.libvirt.get().catch((e: unknown) => Promise.reject(libvirtFailure(e, 'connecting to libvirt')));
+  const conn = await libvirtConnection(ctx.libvirt);
   const active = (await conn.listAllDomains()).filter((d) => d.active);
   const vmMemoryMiB = await Promise.all(
     active.map(async (d) => {

@@ -1,6 +1,7 @@
 import { AgentError } from '../api/errors.js';
 import { isNoDomain, libvirtCode } from '../libvirt/errors.js';
 import type { Connection, Domain } from '../libvirt/types.js';
+import type { LibvirtLink } from './libvirt-link.js';
 
 const UUID_RE = /^[0-9a-f]{8}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{12}$/i;
 
@@ -8,6 +9,11 @@ const UUID_RE = /^[0-9a-f]{8}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{1
 export function libvirtFailure(err: unknown, what: string): AgentError {
   const message = err instanceof Error ? err.message : String(err);
   return new AgentError('LIBVIRT_ERROR', `${what}: ${message}`, { libvirtCode: libvirtCode(err) });
+}
+
+/** The agent's libvirt connection, or LIBVIRT_ERROR naming the failure. */
+export function libvirtConnection(link: LibvirtLink): Promise<Connection> {
+  return link.get().catch((e: unknown) => Promise.reject(libvirtFailure(e, 'connecting to libvirt')));
 }
 
 /** Find a domain by UUID or name; VM_NOT_FOUND when libvirt has none. */

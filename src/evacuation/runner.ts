@@ -2,10 +2,11 @@
 // as ./plan.ts allows, follow them, retry a failed one once elsewhere, and keep the status. Effects
 // go through ports, so the daemon wires them to its real VM.migrate machinery (and tests to fakes).
 import { EventEmitter } from 'node:events';
-import { AgentError } from '../api/errors.js';
+import { AgentError, errorRecord } from '../api/errors.js';
 import type { EvacuationDestination, EvacuationStatus, EvacuationVm } from '../api/evacuation.js';
 import type { Destination } from '../api/params.js';
 import { isMigrationActive, type MigrationStatus } from '../api/results.js';
+import { destinationKey } from '../migration/destination.js';
 import type { Policy } from '../controller/policy.js';
 import { chooseDestination, planEvacuation, predictRemainingSec, startable, type DestinationUse, type DestinationView, type VmFacts } from './plan.js';
 
@@ -38,10 +39,8 @@ export interface EvacuationOptions {
 export const MAX_ATTEMPTS = 2;
 
 type ErrorInfo = { code: number; name: string; message: string };
-const errorInfo = (e: unknown): ErrorInfo =>
-  e instanceof AgentError ? { code: e.code, name: e.errorName, message: e.message } : { code: -32603, name: 'INTERNAL_ERROR', message: String((e as Error)?.message ?? e) };
+const errorInfo = (e: unknown): ErrorInfo => errorRecord(e, { code: -32603, name: 'INTERNAL_ERROR', message: String((e as Error)?.message ?? e) });
 
-export const destinationKey = (d: Destination): string => (typeof d === 'string' ? d : (d.agent ?? d.libvirtUri));
 
 export class Evacuation extends EventEmitter<{ change: [EvacuationStatus] }> {
   readonly status: EvacuationStatus;

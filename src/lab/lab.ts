@@ -5,7 +5,7 @@ import { labClientTls, labClientTlsPaths, labMigrationTls } from './lab-pki.js';
 import type { TlsMaterial } from '../common/pki.js';
 import { LabError, requireRoot } from './errors.js';
 import { prepareHost, spawnLibvirtd, stopHost, waitLibvirtd } from './host.js';
-import { HOST_NAMES, hostNames, hostPlan, labDir, portBase, stateFile, type HostName, type HostPlan } from './paths.js';
+import { DEFAULT_HOST_COUNT, HOST_NAMES, hostNames, hostPlan, labDir, portBase, stateFile, type HostName, type HostPlan } from './paths.js';
 import { isAlive, labQemus, terminate } from './procs.js';
 import { readState, withLabLock, writeState, type HostRecord, type LabState } from './state.js';
 import { libvirtAnswers, listDomains, virshRaw } from './virsh.js';
@@ -176,7 +176,7 @@ async function teardown(dir: string, s: LabState | undefined): Promise<number[]>
   // No state: every host whose directory exists may have something running.
   const records: HostRecord[] = s?.hosts.length
     ? s.hosts
-    : HOST_NAMES.filter((n, i) => i < 2 || existsSync(hostPlan(dir, n, base).dir)).map((n) => record(hostPlan(dir, n, base)));
+    : HOST_NAMES.filter((n, i) => i < DEFAULT_HOST_COUNT || existsSync(hostPlan(dir, n, base).dir)).map((n) => record(hostPlan(dir, n, base)));
   const survivors: number[] = [];
   for (const h of records) survivors.push(...(await stopAgent(h.name, h.libvirtUri, h.agentPid)));
   const stopped = await Promise.all(

@@ -78,6 +78,9 @@ async function connectPeer(agentUrl: string, rules: DestinationRules): Promise<A
   }
 }
 
+/** How a destination is named in statuses: the agent URL, else the libvirt URI. */
+export const destinationKey = (d: Destination): string => (typeof d === 'string' ? d : (d.agent ?? d.libvirtUri));
+
 export async function resolveDestination(dst: Destination, request: AdmissionRequest, rules: DestinationRules): Promise<ResolvedDestination> {
   checkClientDestination(dst, rules);
   const agentUrl = typeof dst === 'string' ? dst : dst.agent;

@@ -75,6 +75,10 @@ export class MigrationManager extends EventEmitter<MigrationEventMap> {
     return n;
   }
 
+  private refuseQueueFull(): AgentError {
+    return new AgentError('TOO_MANY_MIGRATIONS', `this host already has ${this.queue.length} outgoing migrations waiting (at most ${MAX_QUEUED})`, { limit: this.maxOutgoing, queued: this.queue.length, direction: 'outgoing' });
+  }
+
   private refuseFull(): AgentError {
     return new AgentError('TOO_MANY_MIGRATIONS', `this host already runs ${this.busy} outgoing migrations (limit ${this.maxOutgoing})`, { limit: this.maxOutgoing, direction: 'outgoing' });
   }
@@ -94,10 +98,7 @@ export class MigrationManager extends EventEmitter<MigrationEventMap> {
     this.checkNotMigrating(vmUuid, vmName);
     const decision = decideOutgoing({ busy: this.busy, limit: this.maxOutgoing, queued: this.queue.length, maxQueued: MAX_QUEUED }, queue && !this.closed);
     if (decision.kind === 'refuse') {
-      if (decision.reason === 'queue-full') {
-        throw new AgentError('TOO_MANY_MIGRATIONS', `this host already has ${this.queue.length} outgoing migrations waiting (at most ${MAX_QUEUED})`, { limit: this.maxOutgoing, queued: this.queue.length, direction: 'outgoing' });
-      }
-      throw this.refuseFull();
+      throw decision.reason === 'queue-full' ? this.refuseQueueFull() : this.refuseFull();
     }
     if (decision.kind === 'start') this.reserved.add(vmUuid);
     return decision.kind;
@@ -114,7 +115,7 @@ export class MigrationManager extends EventEmitter<MigrationEventMap> {
     const waiting = new WaitingMigration(init, () => this.queue.position(init.vmUuid), () => this.dequeue(init.vmUuid));
     const now = Date.now();
     if (!this.queue.enqueue({ vmUuid: init.vmUuid, vmName: init.vmName, enqueuedAt: now, deadline: now + timeoutMs, payload: { waiting, launch } })) {
-      throw new AgentError('TOO_MANY_MIGRATIONS', `this host already has ${this.queue.length} outgoing migrations waiting (at most ${MAX_QUEUED})`, { limit: this.maxOutgoing, queued: this.queue.length, direction: 'outgoing' });
+      throw this.refuseQueueFull();
     }
     const log = logger.child({ migrationId: init.migrationId, vmId: init.vmUuid, vmName: init.vmName });
     this.track(init.vmUuid, waiting);
@@ -176,7 +177,6 @@ export class MigrationManager extends EventEmitter<MigrationEventMap> {
   close(): void {
     this.closed = true;
     for (const item of this.queue.next(this.queue.length)) item.payload.waiting.end('cancelled', null);
-    this.armExpiry();
     if (this.expiryTimer) clearInterval(this.expiryTimer);
     this.expiryTimer = null;
   }

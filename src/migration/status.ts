@@ -1,5 +1,5 @@
 // The events a migration emits; their payloads are the API's status shapes (src/api/results.ts).
-import type { ActionRecord, MigrationState, MigrationStatus } from '../api/results.js';
+import type { ActionRecord, MigrationStatus } from '../api/results.js';
 
 export type { ActionRecord, MigrationState, MigrationStatus } from '../api/results.js';
 
@@ -13,17 +13,9 @@ export interface MigrationEventMap {
 }
 
 /** A migration's status before its first sample: nothing sent, nothing decided. */
-export function freshStatus(o: {
-  migrationId: string;
-  vmId: string;
-  vmName: string;
-  source: string;
-  destination: string;
-  state: MigrationState;
-  tls: boolean;
-  startedMs: number;
-  policy: string;
-}): MigrationStatus {
+export function freshStatus(
+  o: Pick<MigrationStatus, 'migrationId' | 'vmId' | 'vmName' | 'source' | 'destination' | 'state' | 'tls' | 'policy'> & { startedMs: number },
+): MigrationStatus {
   return {
     migrationId: o.migrationId,
     vmId: o.vmId,

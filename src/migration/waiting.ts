@@ -3,7 +3,7 @@
 // It answers VM.migrateStatus and VM.migrateCancel meanwhile, and its `done` follows the migration
 // it became, so a caller waiting on it is answered however it ends.
 import { EventEmitter } from 'node:events';
-import { AgentError, ErrorCodes } from '../api/errors.js';
+import { AgentError, ErrorCodes, errorRecord } from '../api/errors.js';
 import type { Migration } from './migration.js';
 import type { MigrationEventMap, MigrationStatus } from './status.js';
 import { freshStatus } from './status.js';
@@ -82,12 +82,7 @@ export class WaitingMigration extends EventEmitter<MigrationEventMap> {
   /** It ended without starting: cancelled, timed out in the FIFO, or refused when it was started. */
   end(state: 'cancelled' | 'failed', err: unknown): void {
     if (!this.active) return;
-    if (err !== null) {
-      const e = err instanceof AgentError ? err : null;
-      this.status.error = e
-        ? { code: e.code, name: e.errorName, message: e.message }
-        : { code: ErrorCodes.MIGRATION_FAILED, name: 'MIGRATION_FAILED', message: String(err) };
-    }
+    if (err !== null) this.status.error = errorRecord(err, { code: ErrorCodes.MIGRATION_FAILED, name: 'MIGRATION_FAILED', message: String(err) });
     this.status.state = state;
     this.status.endedAt = new Date().toISOString();
     this.status.vmLocation = 'source';

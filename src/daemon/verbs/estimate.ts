@@ -9,7 +9,7 @@ import { DirtyRateError, measureDirtyRate } from '../../libvirt/dirty-rate.js';
 import { DomainState, type Domain } from '../../libvirt/types.js';
 import { predictMigration, workingSetFrom } from '../../simulator/predict.js';
 import type { AgentContext } from '../context.js';
-import { findDomain, libvirtFailure } from '../vm-lookup.js';
+import { findDomain, libvirtConnection, libvirtFailure } from '../vm-lookup.js';
 import type { Verbs } from './types.js';
 import { stateName } from './vm.js';
 
@@ -40,7 +40,7 @@ export async function measureGuest(domain: Domain, ramMiB: number): Promise<{ sh
 
 async function estimate(ctx: AgentContext, p: VerbParams<'VM.estimateMigration'>): Promise<EstimateResult> {
   const policy = ctx.controllers.resolve(p.policy).policy as Policy;
-  const conn = await ctx.libvirt.get().catch((e: unknown) => Promise.reject(libvirtFailure(e, 'connecting to libvirt')));
+  const conn = await libvirtConnection(ctx.libvirt);
   const domain = await findDomain(conn, p.vmId);
   const [{ state }, info] = await Promise.all([domain.getState(), domain.getInfo()]).catch((e: unknown) => Promise.reject(libvirtFailure(e, `reading VM ${domain.name}`)));
   if (state !== DomainState.RUNNING) {

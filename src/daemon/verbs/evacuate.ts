@@ -3,12 +3,12 @@
 import { randomUUID } from 'node:crypto';
 import type { VerbParams } from '../../api/catalog.js';
 import type { Policy } from '../../controller/policy.js';
-import { destinationKey, type EvacuationPorts } from '../../evacuation/runner.js';
+import type { EvacuationPorts } from '../../evacuation/runner.js';
 import { DomainState } from '../../libvirt/types.js';
-import { destinationCapabilities } from '../../migration/destination.js';
+import { destinationCapabilities, destinationKey } from '../../migration/destination.js';
 import { destinationRules } from '../security/destination-rules.js';
 import type { AgentContext } from '../context.js';
-import { findDomain, libvirtFailure } from '../vm-lookup.js';
+import { findDomain, libvirtConnection, libvirtFailure } from '../vm-lookup.js';
 import { DEFAULT_ESTIMATE_BANDWIDTH_MIBPS, measureGuest } from './estimate.js';
 import type { Verbs } from './types.js';
 import { migrate } from './vm.js';
@@ -16,7 +16,7 @@ import { migrate } from './vm.js';
 type Vm = { vmId: string; vmName: string; ramMiB: number };
 
 async function vmsToMove(ctx: AgentContext, vmIds: string[] | undefined): Promise<Vm[]> {
-  const conn = await ctx.libvirt.get().catch((e: unknown) => Promise.reject(libvirtFailure(e, 'connecting to libvirt')));
+  const conn = await libvirtConnection(ctx.libvirt);
   const domains = vmIds
     ? await Promise.all([...new Set(vmIds)].map((id) => findDomain(conn, id)))
     : await Promise.all((await conn.listAllDomains()).filter((d) => d.state === DomainState.RUNNING).map((d) => conn.lookupByUuid(d.uuid)));

@@ -5,14 +5,14 @@ import { AgentError } from '../../api/errors.js';
 import type { VerbParams } from '../../api/catalog.js';
 import type { MigrateResult, MigrationStatus, VmSummary } from '../../api/results.js';
 import { DomainState, type Domain, type DomainStateCode } from '../../libvirt/types.js';
-import { checkClientDestination, resolveDestination } from '../../migration/destination.js';
+import { checkClientDestination, destinationKey, resolveDestination } from '../../migration/destination.js';
 import { destinationRules } from '../security/destination-rules.js';
 import { libvirtMigrationArgs } from '../../migration/plan.js';
 import { Migration } from '../../migration/migration.js';
 import { destinationProbe } from '../../migration/probe.js';
 import { readMigrationParams } from '../../migration/restore.js';
 import type { AgentContext } from '../context.js';
-import { findDomain, libvirtFailure } from '../vm-lookup.js';
+import { findDomain, libvirtConnection } from '../vm-lookup.js';
 import { localHost } from './host.js';
 import type { Verbs } from './types.js';
 
@@ -35,7 +35,7 @@ export function stateName(code: DomainStateCode): string {
 }
 
 async function listVms(ctx: AgentContext): Promise<VmSummary[]> {
-  const conn = await ctx.libvirt.get().catch((e: unknown) => Promise.reject(libvirtFailure(e, 'connecting to libvirt')));
+  const conn = await libvirtConnection(ctx.libvirt);
   const domains = await conn.listAllDomains();
   return domains.map((d) => ({ id: d.id, uuid: d.uuid, name: d.name, state: stateName(d.state) }));
 }
@@ -46,7 +46,7 @@ export async function migrate(ctx: AgentContext, p: VerbParams<'VM.migrate'>): P
   // before anything else is looked at: a refused URI must never get near libvirt
   checkClientDestination(p.dst, rules);
   const policy = ctx.controllers.resolve(p.policy);
-  const conn = await ctx.libvirt.get().catch((e: unknown) => Promise.reject(libvirtFailure(e, 'connecting to libvirt')));
+  const conn = await libvirtConnection(ctx.libvirt);
   const domain = await findDomain(conn, p.vmId);
   await checkRunning(domain);
   const migrationId = randomUUID();
@@ -69,7 +69,7 @@ export async function migrate(ctx: AgentContext, p: VerbParams<'VM.migrate'>): P
       vmUuid: domain.uuid,
       vmName: domain.name,
       source: here.name,
-      destination: typeof p.dst === 'string' ? p.dst : (p.dst.agent ?? p.dst.libvirtUri),
+      destination: destinationKey(p.dst),
       policyName: policy.name,
       tls: p.tls ?? ctx.settings.migrationTls ?? false,
     },
@@ -207,7 +207,7 @@ export function vmVerbs(ctx: AgentContext): Verbs {
     'VM.migrateChangeParams': (params) => changeParams(ctx, params),
     'VM.migrationCreate': async (req, caller) => {
       const here = await localHost(ctx);
-      const conn = await ctx.libvirt.get().catch((e: unknown) => Promise.reject(libvirtFailure(e, 'connecting to libvirt')));
+      const conn = await libvirtConnection(ctx.libvirt);
       // A restarted source re-admits a migration already under way: the incoming copy here exists,
       // paused; only a copy already running refuses it.
       const running = (await conn.listAllDomains()).some((d) => d.uuid === req.vmUuid && d.active && (!req.resume || d.state === DomainState.RUNNING));
