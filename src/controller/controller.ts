@@ -18,6 +18,7 @@ import { commit, rollback, type Undo } from './commit.js';
 import { decideAtBoundary } from './decide.js';
 import { escalate, escalationInput } from './escalate.js';
 import { withPayloadRate } from './estimate.js';
+import { armFromMeasurement } from './measured.js';
 import { ended, initialMemory, type ControllerMemory } from './memory.js';
 import { patchPolicy, type Policy, type PolicyPatch } from './policy.js';
 import { changeLimits, startActions } from './policy-limits.js';
@@ -25,6 +26,8 @@ import { restoreActions } from './restore.js';
 import type { MigrationSample } from './sample.js';
 import { decodeMemory, encodeMemory } from './snapshot.js';
 import type { Action, Controller, ControllerContext, ControllerState } from './types.js';
+
+const MiB = 1024 * 1024;
 
 export function createController(initialPolicy: Policy, ctx: ControllerContext): Controller {
   return controllerFrom(initialMemory(initialPolicy, ctx));
@@ -69,6 +72,18 @@ function controllerFrom(m: ControllerMemory): Controller {
     m.view.stalled = stalled;
   }
 
+  /** During the first pass: the plan from the rate measured before the migration (measured.ts). */
+  function onFirstPass(s: MigrationSample, out: Action[]): void {
+    if (s.iteration > 1 || m.passSizes.length > 0 || m.view.phase !== 'first-pass') return;
+    const arm = armFromMeasurement(m, s.t);
+    if (!arm) return;
+    m.measuredArmed = true;
+    m.view.targetThrottle = arm.targetThrottle;
+    m.view.dirtyRate = m.measuredDirtyRate ?? 0;
+    if (arm.action) commit(m, undo, out, arm.action);
+    else m.view.lastReason = arm.reason;
+  }
+
   function onEscalation(s: MigrationSample, out: Action[]): void {
     const e = escalate(escalationInput(m, s));
     if (!e) return;
@@ -104,9 +119,17 @@ function controllerFrom(m: ControllerMemory): Controller {
         m.payloadRates = withPayloadRate(m.payloadRates, prev, s);
         if (s.iteration > prev.iteration && s.iteration >= 2 && m.view.phase !== 'postcopy') onBoundary(prev, s, out);
       }
+      onFirstPass(s, out);
       onEscalation(s, out);
       m.previous = s;
       return out;
+    },
+
+    useMeasuredDirtyRate(mibPerSec: number): void {
+      // only before the first sample: the plan from it is made during the first pass
+      if (m.previous || !Number.isFinite(mibPerSec) || mibPerSec < 0) return;
+      m.measuredDirtyRate = mibPerSec * MiB;
+      m.measuredArmed = false;
     },
 
     rejected(action: Action): void {

@@ -3,6 +3,7 @@
 // there (throttle.ts), the phase, and whether progress stalled (stall.ts). Pure: the controller
 // commits the result. Escalation (escalate.ts) follows at every sample, boundary or not.
 import { measurePass, type PassMeasurement } from './estimate.js';
+import { judgeWithMeasurement, type MeasuredJudgement } from './measured.js';
 import type { ControllerMemory } from './memory.js';
 import type { MigrationSample } from './sample.js';
 import { trackStall, type StallTracking } from './stall.js';
@@ -25,13 +26,17 @@ export interface BoundaryDecision {
 }
 
 export function decideAtBoundary(m: Readonly<ControllerMemory>, prev: MigrationSample, cur: MigrationSample): BoundaryDecision {
-  const pass = measurePass(m, prev, cur);
-  const passSizes = [...m.passSizes, pass.passBytes];
-  const target = throttleNeeded(pass.dirty.rate, pass.transferRate, pass.passBytes, m.view.downtimeMs, m.policy.convergePasses, m.ceiling);
-  const again = saturatedAgain(m, pass);
+  const measuredPass = measurePass(m, prev, cur);
+  const passSizes = [...m.passSizes, measuredPass.passBytes];
+  const judged = judgeWithMeasurement(m, measuredPass, passSizes, cur.t);
+  const pass = judged ? { ...measuredPass, dirty: { ...measuredPass.dirty, rate: judged.rate } } : measuredPass;
+  const needed = throttleNeeded(pass.dirty.rate, pass.transferRate, pass.passBytes, m.view.downtimeMs, m.policy.convergePasses, m.ceiling);
+  const target = judged?.hold ? { ...needed, throttle: 0 } : needed;
+  // holding a guest that converges alone: not even a saturated pass sends it to the ceiling
+  const again = !judged?.hold && saturatedAgain(m, pass);
   const goal = steerTo(m, pass, cur, target, again);
-  const params = planThrottle(goal, cur.throttlePercent, m.knobs, m.ceiling, pass.dirty.ratio * 100 > m.knobs.threshold);
-  const reason = `${measured(m, pass, again)}: ${verdict(m, pass, cur, target, goal, again)}`;
+  const params = planThrottle(goal, cur.throttlePercent, m.knobs, m.ceiling, judged?.hold === true || pass.dirty.ratio * 100 > m.knobs.threshold);
+  const reason = `${measured(m, pass, again, judged)}: ${verdict(m, pass, cur, target, goal, again)}`;
   return {
     pass,
     passSizes,
@@ -56,11 +61,12 @@ function steerTo(m: Readonly<ControllerMemory>, pass: PassMeasurement, cur: Migr
 }
 
 /** The measurements the decision rests on, for its reason. */
-function measured(m: Readonly<ControllerMemory>, pass: PassMeasurement, again: boolean): string {
+function measured(m: Readonly<ControllerMemory>, pass: PassMeasurement, again: boolean, judged: MeasuredJudgement | null): string {
   const d = pass.dirty;
+  const note = judged?.note ? `; ${judged.note}` : '';
   return (
     `dirty rate ${d.saturated ? '>= ' : ''}${mib(d.lowerBound)} MiB/s unthrottled` +
-    `${d.saturated && !again ? ` (working set saturated, assuming ${mib(d.rate)})` : ''}, payload ${mib(pass.transferRate)} MiB/s, ` +
+    `${d.saturated && !again ? ` (working set saturated, assuming ${mib(d.rate)}${note})` : ''}, payload ${mib(pass.transferRate)} MiB/s, ` +
     `pass ${mib(pass.passBytes)} MiB, downtime ${m.view.downtimeMs} ms`
   );
 }

@@ -32,6 +32,12 @@ export interface ControllerMemory {
   /** the runner could not switch to post-copy: don't ask again */
   postcopyRefused: boolean;
 
+  /** the guest's unthrottled dirty rate measured by page sampling before the migration, bytes/s
+   *  (absent: steer from the passes alone) */
+  measuredDirtyRate?: number;
+  /** the throttle plan from the measured rate was set during the first pass */
+  measuredArmed?: boolean;
+
   /** the previous sample observed while steering */
   previous: MigrationSample | undefined;
   /** recent payload rates, bytes/s, oldest first */
@@ -64,6 +70,8 @@ export function initialMemory(policy: Policy, ctx: ControllerContext): Controlle
     knobs: { ...original.throttle },
     changed: new Set(),
     postcopyRefused: false,
+    // only when measured: a controller without the measurement keeps its memory (and snapshots) as before
+    ...(ctx.measuredDirtyMiBps !== undefined && Number.isFinite(ctx.measuredDirtyMiBps) && ctx.measuredDirtyMiBps >= 0 ? { measuredDirtyRate: ctx.measuredDirtyMiBps * MiB, measuredArmed: false } : {}),
     previous: undefined,
     payloadRates: [],
     passSizes: [],

@@ -61,6 +61,8 @@ const MemorySchema = z.strictObject({
   knobs,
   changed: z.array(changed).transform((xs) => new Set<ChangedParam>(xs)),
   postcopyRefused: z.boolean(),
+  measuredDirtyRate: num.optional(),
+  measuredArmed: z.boolean().optional(),
   previous: sample.optional(),
   payloadRates: z.array(num),
   passSizes: z.array(num),

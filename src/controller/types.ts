@@ -27,6 +27,10 @@ export interface ControllerContext {
   postcopyEnabled: boolean;
   /** expected payload rate, MiB/s: used until one is measured */
   bandwidthMiBps?: number;
+  /** the guest's unthrottled dirty rate measured just before the migration by page sampling (distinct
+   *  pages over a 1 s period, MiB/s): with it the controller holds a guest that converges alone and
+   *  arms a needed throttle from the first pass; without it, it steers from the passes alone */
+  measuredDirtyMiBps?: number;
   /** QEMU's parameters before the migration where they are not QEMU's defaults; finish() restores them */
   original?: KnownParams;
 }
@@ -74,6 +78,9 @@ export interface ControllerState {
 
 export interface Controller {
   observe(sample: MigrationSample): Action[];
+  /** The dirty rate measured just before the migration (ControllerContext.measuredDirtyMiBps), when
+   *  it arrives after the controller was made; ignored once a sample was observed. */
+  useMeasuredDirtyRate(mibPerSec: number): void;
   /** The runner failed to apply `action` (one this controller returned): forget its effect. */
   rejected(action: Action): void;
   /**
@@ -92,4 +99,4 @@ export interface Controller {
 }
 
 /** What a migration and the daemon need from a convergence controller. */
-export type ControllerPort = Pick<Controller, 'observe' | 'rejected' | 'changePolicy' | 'policy' | 'finish'> & Partial<Pick<Controller, 'snapshot'>>;
+export type ControllerPort = Pick<Controller, 'observe' | 'rejected' | 'changePolicy' | 'policy' | 'finish'> & Partial<Pick<Controller, 'snapshot' | 'useMeasuredDirtyRate'>>;

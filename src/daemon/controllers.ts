@@ -42,6 +42,7 @@ export function createControllerFactory(defaultPolicy: unknown): ControllerFacto
         guestRamBytes: request.guestRamBytes,
         postcopyEnabled: request.postcopyEnabled,
         ...(request.bandwidthMiBps !== undefined ? { bandwidthMiBps: request.bandwidthMiBps } : {}),
+        ...(request.measuredDirtyMiBps !== undefined ? { measuredDirtyMiBps: request.measuredDirtyMiBps } : {}),
         original: { throttle, ...(request.bandwidthMiBps !== undefined ? { bandwidthMiBps: request.bandwidthMiBps } : {}) },
       });
     },

@@ -17,8 +17,9 @@ export interface EvacuationPorts {
   measure(vmId: string): Promise<{ dirtyRateMiBps: number; workingSetMiB: number }>;
   /** the destination agent's name and capacity; throws when it cannot be asked */
   capacity(dst: Destination): Promise<{ name: string; memoryFreeMiB: number; incomingSlotsFree: number }>;
-  /** VM.migrate; throws an AgentError when it does not start */
-  migrate(vmId: string, dst: Destination, bandwidthMiBps: number): Promise<{ migrationId: string }>;
+  /** VM.migrate; throws an AgentError when it does not start. `measuredDirtyMiBps`: the plan's recent
+   *  measurement, so that the migration need not measure again */
+  migrate(vmId: string, dst: Destination, bandwidthMiBps: number, measuredDirtyMiBps?: number): Promise<{ migrationId: string }>;
   /** the VM's latest migration, or null */
   status(vmId: string): MigrationStatus | null;
   /** VM.migrateCancel (throws NOT_CANCELLABLE in post-copy) */
@@ -34,6 +35,10 @@ export interface EvacuationOptions {
   /** how often running migrations are looked at, ms */
   tickMs?: number;
 }
+
+/** A plan's measurement is handed to a migration started within this long of it; later the guest may
+ *  have changed, and the migration measures afresh. */
+export const MEASUREMENT_FRESH_MS = 30_000;
 
 /** A failed migration is retried once, on another destination. */
 export const MAX_ATTEMPTS = 2;
@@ -52,6 +57,8 @@ export class Evacuation extends EventEmitter<{ change: [EvacuationStatus] }> {
   private readonly excluded = new Map<string, Set<string>>();
   private cancelled = false;
   private wake: (() => void) | null = null;
+  /** dirty rates measured while planning, and when */
+  private readonly measured = new Map<string, { mibPerSec: number; atMs: number }>();
 
   constructor(
     private readonly opts: EvacuationOptions,
@@ -143,6 +150,7 @@ export class Evacuation extends EventEmitter<{ change: [EvacuationStatus] }> {
     const facts = await Promise.all(
       vms.map(async (v): Promise<VmFacts> => ({ ...v, measured: await this.ports.measure(v.vmId).catch(() => null) })),
     );
+    for (const f of facts) if (f.measured) this.measured.set(f.vmId, { mibPerSec: f.measured.dirtyRateMiBps, atMs: Date.now() });
     const plan = planEvacuation({ vms: facts, bandwidthMiBps: this.opts.bandwidthMiBps, maxParallel: this.opts.maxParallel, policy: this.opts.policy });
     this.parallel = plan.parallel;
     // tentative placement, for status: as if each went in order
@@ -238,6 +246,13 @@ export class Evacuation extends EventEmitter<{ change: [EvacuationStatus] }> {
     }
   }
 
+  /** The planning measurement of a VM while it is fresh, once (a retry measures afresh). */
+  private freshMeasurement(vmId: string): number | undefined {
+    const m = this.measured.get(vmId);
+    this.measured.delete(vmId);
+    return m && Date.now() - m.atMs <= MEASUREMENT_FRESH_MS ? m.mibPerSec : undefined;
+  }
+
   private async startWhatMay(): Promise<void> {
     const order = startable(this.status.vms, this.parallel);
     for (const i of order) {
@@ -258,7 +273,7 @@ export class Evacuation extends EventEmitter<{ change: [EvacuationStatus] }> {
       v.destination = place.key;
       v.placementReason = place.reason;
       try {
-        const { migrationId } = await this.ports.migrate(v.vmId, dst, bw);
+        const { migrationId } = await this.ports.migrate(v.vmId, dst, bw, this.freshMeasurement(v.vmId));
         v.state = 'migrating';
         v.attempts.push({ destination: place.key, migrationId, state: 'running', error: null });
         const u = this.useOf(place.key);

@@ -37,6 +37,9 @@ export interface MigrationPlan {
   flags: number;
   policyName: string;
   controller: ControllerPort | null;
+  /** measure the guest's dirty rate (MiB/s) before the migration starts, for the controller; a
+   *  failure is logged and the migration goes on without */
+  measureDirtyRate?: () => Promise<number>;
   /** without a controller (stock policy): abort after this long, so nothing runs throttled for ever */
   completionTimeoutMs?: number;
   /** abort a pre-copy migration whose stream moved no data for this long (policy transferStallSec) */
@@ -127,9 +130,25 @@ export class Migration extends EventEmitter<MigrationEventMap> {
   start(follow?: () => Promise<void>): void {
     if (!follow) this.log.info({ event: 'migration.start', destination: this.plan.destination, flags: this.plan.flags }, 'migration starting');
     this.emit('state', this.snapshot());
+    if (!follow && this.plan.measureDirtyRate) return void this.measureThenMigrate(this.plan.measureDirtyRate);
     this.startMonitoring();
     if (follow) this.awaitEnd(follow);
     else this.callMigrate(this.plan.flags);
+  }
+
+  /** The start sequence of a steered migration: the dirty rate first (about a second, while the
+   *  state is pending), then the migration. A cancel meanwhile aborts the job once it exists. */
+  private async measureThenMigrate(measure: () => Promise<number>): Promise<void> {
+    const started = Date.now();
+    try {
+      const mibPerSec = await measure();
+      this.plan.controller?.useMeasuredDirtyRate?.(mibPerSec);
+      this.log.info({ event: 'migration.dirty_rate', mibPerSec, ms: Date.now() - started }, `dirty rate measured before the migration: ${mibPerSec} MiB/s`);
+    } catch (err) {
+      this.log.warn({ event: 'migration.dirty_rate_failed', err: err instanceof Error ? err.message : String(err) }, 'dirty rate not measured; steering from the passes alone');
+    }
+    this.startMonitoring();
+    this.callMigrate(this.plan.flags);
   }
 
   private startMonitoring(): void {

@@ -137,12 +137,23 @@ export function createSimulation(scn: Scenario, opts: EngineOptions): Simulation
 
   const active = (): boolean => phase === 'precopy' || phase === 'postcopy';
 
+  // A bursty guest's writes by its own clock (its unthrottled progress, `work`): the working set at
+  // burst speed at the start of each cycle of ws / rate seconds, then nothing.
+  const burst = scn.burstMiBps !== undefined && rate > 0 ? Math.max(rate, scn.burstMiBps * MiB) : undefined;
+  const cycle = ws / rate;
+  const written = (g: number): number => {
+    if (burst === undefined) return rate * g;
+    const n = Math.floor(g / cycle);
+    return n * ws + Math.min(ws, burst * (g - n * cycle));
+  };
+
   function run(tau: number): void {
     const share = phase === 'precopy' ? shareAt(trig.throttle) : pcShare;
+    const before = work;
     work += share * tau;
     if (phase === 'precopy') {
       throttleSec += (trig.throttle / 100) * tau;
-      dirty = Math.min(ws, dirty + rate * share * tau);
+      dirty = Math.min(ws, dirty + (burst === undefined ? rate * share * tau : written(work) - written(before)));
     }
     t += tau;
   }

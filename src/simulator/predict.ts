@@ -65,7 +65,8 @@ export function predictMigration(input: PredictInput, policy: Policy): Migration
   const limitSec = (p: Policy) => completionTimeoutMs(p, input.ramMiB * 1024 * 1024) / 1000;
   const stockPolicy = builtinPolicy('stock');
   const stock = simulate(scn, { mode: 'stock', timeLimitSec: limitSec(stockPolicy) });
-  const chosen = policy.steer ? simulate(scn, { mode: 'controller', policy, timeLimitSec: limitSec(policy) }) : stock;
+  // the agent measures the rate before a steered migration too, and hands it to the controller
+  const chosen = policy.steer ? simulate(scn, { mode: 'controller', policy, timeLimitSec: limitSec(policy), measuredDirtyMiBps: scn.dirtyMiBps }) : stock;
   const none = simulate(scn, { mode: 'none', timeLimitSec: limitSec(policy) });
   return {
     convergesWithoutThrottle: none.completed && !none.postcopy,

@@ -15,6 +15,10 @@ export interface Scenario {
   zeroMiB?: number;
   /** zero-page scan rate, MiB/s (default 1024) */
   zeroScanMiBps?: number;
+  /** a bursty guest (stress-ng --memrate with a rate, as in the lab's Linux guest): it rewrites the
+   *  whole working set at this speed, MiB/s, then sleeps so that it averages dirtyMiBps; absent: it
+   *  dirties evenly at dirtyMiBps */
+  burstMiBps?: number;
   /** migration started with post-copy enabled (default true) */
   postcopyEnabled?: boolean;
 }
@@ -48,3 +52,9 @@ export const SCENARIOS: readonly Scenario[] = [
   { name: 'runaway', description: '1 GiB, 512 MiB at 50 GiB/s: only post-copy finishes', ramMiB: 1024, workingSetMiB: 512, dirtyMiBps: 51200, bandwidthMiBps: 100 },
   { name: 'runaway-nopostcopy', description: 'runaway, started without post-copy', ramMiB: 1024, workingSetMiB: 512, dirtyMiBps: 51200, bandwidthMiBps: 100, postcopyEnabled: false },
 ];
+
+/** What page sampling over `periodSec` reads on this guest before the migration: distinct pages
+ *  dirtied over the period, so at most the working set / period (../libvirt/dirty-rate.ts). */
+export function sampledDirtyMiBps(scn: Scenario, periodSec = 1): number {
+  return Math.min(scn.dirtyMiBps, scn.workingSetMiB / periodSec);
+}

@@ -15,6 +15,8 @@ export interface SimOptions extends Omit<EngineOptions, 'autoConverge'> {
   mode: SimMode;
   /** controller mode; default: the default policy */
   policy?: Policy;
+  /** controller mode: the dirty rate measured before the migration, MiB/s (see sampledDirtyMiBps) */
+  measuredDirtyMiBps?: number;
 }
 
 export interface SimResult extends EngineResult {
@@ -29,11 +31,11 @@ export interface SimResult extends EngineResult {
 }
 
 export function simulate(scn: Scenario, opts: SimOptions): SimResult {
-  const { mode, policy: given, ...engineOpts } = opts;
+  const { mode, policy: given, measuredDirtyMiBps, ...engineOpts } = opts;
   const sim = createSimulation(scn, { ...engineOpts, autoConverge: mode !== 'none' });
   const policy = mode === 'controller' ? (given ?? resolvePolicy(undefined)) : undefined;
   const controller = policy
-    ? createController(policy, { guestRamBytes: scn.ramMiB * MiB, postcopyEnabled: scn.postcopyEnabled ?? true, bandwidthMiBps: scn.bandwidthMiBps })
+    ? createController(policy, { guestRamBytes: scn.ramMiB * MiB, postcopyEnabled: scn.postcopyEnabled ?? true, bandwidthMiBps: scn.bandwidthMiBps, ...(measuredDirtyMiBps !== undefined ? { measuredDirtyMiBps } : {}) })
     : undefined;
   const actions: SimResult['actions'] = [];
   const rejected: SimResult['rejected'] = [];

@@ -7,7 +7,7 @@ import { Evacuation, type EvacuationPorts } from '../../src/evacuation/runner.js
 
 interface Fake {
   ports: EvacuationPorts;
-  started: { vm: string; dst: string; bw: number }[];
+  started: { vm: string; dst: string; bw: number; measured?: number }[];
   finish(vm: string, state: 'completed' | 'failed' | 'cancelled'): void;
 }
 
@@ -24,10 +24,10 @@ function fake(vms: string[], caps: Record<string, number | undefined>, refuse: R
       if (free === undefined) throw new AgentError('DESTINATION_UNREACHABLE', `${d as string} is unreachable`);
       return { name: d as string, memoryFreeMiB: free, incomingSlotsFree: 2 };
     },
-    migrate: async (vm, d, bw) => {
+    migrate: async (vm, d, bw, measured) => {
       const r = refuse[d as string];
       if (r) throw new AgentError(r as 'DESTINATION_REFUSED', `${d as string} refused`);
-      started.push({ vm, dst: d as string, bw });
+      started.push({ vm, dst: d as string, bw, ...(measured !== undefined ? { measured } : {}) });
       const migrationId = `m${++n}`;
       statuses.set(vm, { migrationId, vmName: vm, state: 'running', error: null, elapsedMs: 0 } as unknown as MigrationStatus);
       return { migrationId };
@@ -55,6 +55,18 @@ const until = async (cond: () => boolean) => {
 };
 
 describe('Evacuation runner', () => {
+  it('hands the planning measurement to the migration it starts, once (a retry measures afresh)', async () => {
+    const f = fake(['v1'], { b: 4000, c: 3000 });
+    const e = new Evacuation(opts(['b', 'c']), f.ports);
+    await until(() => f.started.length === 1);
+    assert.equal(f.started[0]!.measured, 2);
+    f.finish('v1', 'failed');
+    await until(() => f.started.length === 2);
+    assert.equal(f.started[1]!.measured, undefined);
+    f.finish('v1', 'completed');
+    await e.done;
+  });
+
   it('moves every VM, two at a time, each with half the link; skips an unreachable and a full destination', async () => {
     const f = fake(['v1', 'v2', 'v3'], { b: 4000, c: 100, dead: undefined });
     const e = new Evacuation(opts(['b', 'c', 'dead']), f.ports);

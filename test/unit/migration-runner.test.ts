@@ -98,6 +98,10 @@ class FakeDomain implements Domain {
 /** A controller that plays back a script of actions, one list per sample. */
 class ScriptedController implements ControllerPort {
   seen: MigrationSample[] = [];
+  measured: number[] = [];
+  useMeasuredDirtyRate(mibPerSec: number): void {
+    this.measured.push(mibPerSec);
+  }
   rejectedActions: Action[] = [];
   constructor(private readonly script: Action[][], private readonly restore: Action[] = []) {}
   observe(s: MigrationSample): Action[] {
@@ -269,4 +273,42 @@ test('a stream that moves nothing for the stall time is aborted; the VM stays on
   assert.match(final.error?.message ?? '', /no data moved/);
   assert.equal(final.vmLocation, 'source');
   assert.ok(d.calls.includes('abort'));
+});
+
+test('a steered migration measures the dirty rate first, hands it to the controller, then migrates', async () => {
+  const d = new FakeDomain();
+  const c = new ScriptedController([]);
+  let release!: (v: number) => void;
+  const measured = new Promise<number>((r) => (release = r));
+  const { m } = start(d, c, { measureDirtyRate: () => measured });
+  await sleep(20);
+  assert.equal(m.status.state, 'pending');
+  assert.deepEqual(d.calls, [], 'nothing started while measuring');
+  assert.equal(c.seen.length, 0, 'no samples while measuring');
+  release(35);
+  await sleep(20);
+  assert.deepEqual(c.measured, [35]);
+  assert.deepEqual(d.calls, ['migrate']);
+  d.complete();
+  assert.equal((await m.done).state, 'completed');
+});
+
+test('a failed measurement does not fail the migration: it goes on without', async () => {
+  const d = new FakeDomain();
+  const c = new ScriptedController([]);
+  const { m } = start(d, c, { measureDirtyRate: () => Promise.reject(new Error('calc-dirty-rate: already running')) });
+  await sleep(20);
+  assert.deepEqual(c.measured, []);
+  assert.deepEqual(d.calls, ['migrate']);
+  d.complete();
+  assert.equal((await m.done).state, 'completed');
+});
+
+test('cancel while measuring: the job is aborted once it exists; the VM stays', async () => {
+  const d = new FakeDomain();
+  const c = new ScriptedController([]);
+  const { m } = start(d, c, { measureDirtyRate: () => sleep(100).then(() => 20) });
+  await sleep(10);
+  await m.cancel();
+  assert.equal((await m.done).state, 'cancelled');
 });

@@ -47,7 +47,8 @@ function ports(ctx: AgentContext, p: VerbParams<'Host.evacuate'>, vms: Vm[]): Ev
       return { name: caps.name, memoryFreeMiB: caps.capacity.memoryFreeMiB, incomingSlotsFree: caps.capacity.incomingSlotsFree };
     },
     // queue: false: the evacuation keeps its own order and count; a full host answers at once and it waits
-    migrate: (vmId, dst, bandwidth) => migrate(ctx, { vmId, dst, bandwidth, queue: false, ...(p.policy !== undefined ? { policy: p.policy } : {}) }),
+    migrate: (vmId, dst, bandwidth, measuredDirtyMiBps) =>
+      migrate(ctx, { vmId, dst, bandwidth, queue: false, ...(p.policy !== undefined ? { policy: p.policy } : {}) }, measuredDirtyMiBps !== undefined ? { measuredDirtyMiBps } : {}),
     status: (vmId) => ctx.manager.find(vmId)?.snapshot() ?? null,
     cancel: async (vmId) => {
       await ctx.manager.get(vmId).cancel();

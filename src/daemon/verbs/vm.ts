@@ -4,6 +4,7 @@ import { randomUUID } from 'node:crypto';
 import { AgentError } from '../../api/errors.js';
 import type { VerbParams } from '../../api/catalog.js';
 import type { MigrateResult, MigrationStatus, VmSummary } from '../../api/results.js';
+import { measureDirtyRate } from '../../libvirt/dirty-rate.js';
 import { DomainState, type Domain, type DomainStateCode } from '../../libvirt/types.js';
 import { checkClientDestination, destinationKey, resolveDestination } from '../../migration/destination.js';
 import { destinationRules } from '../security/destination-rules.js';
@@ -40,8 +41,20 @@ async function listVms(ctx: AgentContext): Promise<VmSummary[]> {
   return domains.map((d) => ({ id: d.id, uuid: d.uuid, name: d.name, state: stateName(d.state) }));
 }
 
+/** page-sampling period before a steered migration, s: short, because the migration waits for it,
+ *  and a short period tells the rate best (a longer one reads working set / period) */
+export const PRE_MIGRATION_MEASURE_SEC = 1;
+/** how long after its period a measurement may take before the migration goes on without it */
+const PRE_MIGRATION_MEASURE_GRACE_MS = 2_000;
+
+/** What the agent itself knows about a migration it starts (not part of the API). */
+export interface LaunchFacts {
+  /** the guest's dirty rate, measured a moment ago (an evacuation's plan): no second measurement */
+  measuredDirtyMiBps?: number;
+}
+
 /** VM.migrate; also what an evacuation starts each migration with. */
-export async function migrate(ctx: AgentContext, p: VerbParams<'VM.migrate'>): Promise<MigrateResult> {
+export async function migrate(ctx: AgentContext, p: VerbParams<'VM.migrate'>, facts: LaunchFacts = {}): Promise<MigrateResult> {
   const rules = destinationRules(ctx.settings);
   // before anything else is looked at: a refused URI must never get near libvirt
   checkClientDestination(p.dst, rules);
@@ -55,7 +68,7 @@ export async function migrate(ctx: AgentContext, p: VerbParams<'VM.migrate'>): P
   const here = await localHost(ctx);
   if (ctx.manager.claim(domain.uuid, domain.name, p.queue !== false) === 'start') {
     try {
-      await launch(ctx, p, domain, migrationId);
+      await launch(ctx, p, domain, migrationId, facts);
       return { ...result, state: 'pending' };
     } finally {
       ctx.manager.release(domain.uuid);
@@ -75,6 +88,7 @@ export async function migrate(ctx: AgentContext, p: VerbParams<'VM.migrate'>): P
     },
     timeoutSec * 1000,
     // a fresh handle: the libvirt connection may have been re-opened while it waited
+    // a measurement handed in is stale by the time a queued migration starts: measure afresh then
     async () => launch(ctx, p, await findDomain(await ctx.libvirt.get(), domain.uuid), migrationId),
     ctx.logger,
   );
@@ -89,7 +103,7 @@ async function checkRunning(domain: Domain): Promise<void> {
 }
 
 /** Admission at the destination, then the migration itself; the caller holds an outgoing slot. */
-async function launch(ctx: AgentContext, p: VerbParams<'VM.migrate'>, domain: Domain, migrationId: string): Promise<Migration> {
+async function launch(ctx: AgentContext, p: VerbParams<'VM.migrate'>, domain: Domain, migrationId: string, facts: LaunchFacts = {}): Promise<Migration> {
   const rules = destinationRules(ctx.settings);
   const policy = ctx.controllers.resolve(p.policy);
   // again: a VM that waited in the queue may have stopped meanwhile
@@ -116,7 +130,12 @@ async function launch(ctx: AgentContext, p: VerbParams<'VM.migrate'>, domain: Do
       ...(p.maxDowntime !== undefined ? { downtimeLimitMs: p.maxDowntime } : {}),
       ...(p.autoConvergeInitial !== undefined ? { autoConvergeInitial: p.autoConvergeInitial } : {}),
       ...(p.autoConvergeIncrement !== undefined ? { autoConvergeIncrement: p.autoConvergeIncrement } : {}),
+      ...(facts.measuredDirtyMiBps !== undefined ? { measuredDirtyMiBps: facts.measuredDirtyMiBps } : {}),
     });
+    // a steered migration measures the guest first, in its own start sequence (VM.migrate does not wait)
+    const measure = controller !== null && facts.measuredDirtyMiBps === undefined
+      ? { measureDirtyRate: async () => (await measureDirtyRate(domain, PRE_MIGRATION_MEASURE_SEC, { graceMs: PRE_MIGRATION_MEASURE_GRACE_MS })).mibPerSec }
+      : {};
     // QEMU's own bandwidth limit before libvirt caps it for the migration (put back if a dying libvirtd leaves the cap)
     const bandwidthBefore = await readMigrationParams(domain).then((q) => q['max-bandwidth'], () => undefined);
     const migration = ctx.manager.start(
@@ -133,6 +152,7 @@ async function launch(ctx: AgentContext, p: VerbParams<'VM.migrate'>, domain: Do
         flags,
         policyName: policy.name,
         controller,
+        ...measure,
         ...(controller === null ? { completionTimeoutMs: policy.completionTimeoutMs(info.maxMemKiB * 1024) } : {}),
         transferStallMs: policy.transferStallMs,
         postcopyRecoveryMs: policy.postcopyRecoveryMs,

@@ -1,0 +1,101 @@
+// Steering from the dirty rate measured before the migration (page sampling over 1 s, see
+// ../libvirt/dirty-rate.ts). A pass that re-dirtied the whole working set only bounds the guest's
+// rate from below, and the saturation guess (bound x policy.saturationFactor) throttled a real Linux
+// guest to 88 % that converged alone. The measurement says what the rate is: a guest that converges
+// alone within the time budget is held (auto-converge kept from triggering) until its passes stop
+// shrinking, and a guest that needs a throttle gets it armed during the first pass, so that QEMU's
+// first trigger (end of pass 2) lands at the target. Pure.
+import { transferEstimate, type PassMeasurement } from './estimate.js';
+import type { ControllerMemory } from './memory.js';
+import { isStalled } from './stall.js';
+import { planThrottle, throttleNeeded } from './throttle.js';
+import type { Action } from './types.js';
+
+/** Share of the time left before the completion timeout a guest may take to converge alone: the
+ *  rest is room to throttle if the measurement was wrong. */
+const ALONE_BUDGET_SHARE = 0.5;
+/** A guest whose passes shrink slower than this converges alone too slowly to count (and page
+ *  sampling, capped at working set / period, may itself be a bound this close to the link). */
+const MAX_ALONE_RATIO = 0.9;
+
+/**
+ * Whether a guest dirtying `rate` converges alone (passes shrinking by rate / transferRate each)
+ * from a pass of `passBytes` to one that fits the downtime limit within `budgetSec`.
+ */
+export function convergesAlone(rate: number, transferRate: number, passBytes: number, downtimeMs: number, budgetSec: number): boolean {
+  if (transferRate <= 0) return false;
+  const last = (transferRate * downtimeMs) / 1000;
+  if (passBytes <= last) return true;
+  const q = rate / transferRate;
+  if (q >= MAX_ALONE_RATIO) return false;
+  if (q <= 0) return passBytes / transferRate <= budgetSec;
+  const passes = Math.ceil(Math.log(last / passBytes) / Math.log(q));
+  const seconds = (passBytes * (1 - q ** passes)) / (1 - q) / transferRate;
+  return seconds <= budgetSec;
+}
+
+/** Time the guest may take to converge alone from `elapsedMs`, s. */
+function aloneBudgetSec(m: Readonly<ControllerMemory>, elapsedMs: number): number {
+  return (Math.max(0, m.view.timeoutMs - elapsedMs) / 1000) * ALONE_BUDGET_SHARE;
+}
+
+export interface MeasuredArming {
+  action: Extract<Action, { type: 'set-throttle' }> | null;
+  targetThrottle: number;
+  reason: string;
+}
+
+/**
+ * During the first pass, once a payload rate is known: the plan from the measured rate. QEMU counts
+ * its first high sync at the end of pass 1, so the trigger must be armed (or held) before then.
+ */
+export function armFromMeasurement(m: Readonly<ControllerMemory>, elapsedMs: number): MeasuredArming | null {
+  const rate = m.measuredDirtyRate;
+  if (rate === undefined || m.measuredArmed || m.ceiling <= 0) return null;
+  const transfer = transferEstimate(m);
+  if (!(transfer > 0) || !Number.isFinite(transfer)) return null;
+  // pass 2 holds what the guest dirtied while pass 1 sent all RAM, at most all RAM
+  const pass2 = Math.min(m.guestRamBytes, (rate * m.guestRamBytes) / transfer);
+  const mib = (b: number): string => (b / 1024 / 1024).toFixed(0);
+  const seen = `measured dirty rate ${mib(rate)} MiB/s, payload ${mib(transfer)} MiB/s`;
+  const alone = convergesAlone(rate, transfer, pass2, m.view.downtimeMs, aloneBudgetSec(m, elapsedMs));
+  const target = alone ? 0 : throttleNeeded(rate, transfer, pass2, m.view.downtimeMs, m.policy.convergePasses, m.ceiling).throttle;
+  const params = planThrottle(target, 0, m.knobs, m.ceiling, true);
+  const reason =
+    target > 0
+      ? `${seen}: throttle ${target} % armed for QEMU's first trigger`
+      : `${seen}: converges without throttling; keeping auto-converge from triggering`;
+  return { action: Object.keys(params).length > 0 ? { type: 'set-throttle', params, reason } : null, targetThrottle: target, reason };
+}
+
+/** What the measurement changes at an iteration boundary. */
+export interface MeasuredJudgement {
+  /** the dirty rate to steer by, bytes/s */
+  rate: number;
+  /** converges alone within the budget: hold, whatever the target */
+  hold: boolean;
+  /** words for the reason */
+  note: string;
+}
+
+/**
+ * With a measurement, at a boundary: a saturated pass no longer needs the guess while the measured
+ * rate converges alone and the passes go on shrinking. When they stopped shrinking, or the measured
+ * rate is near or above the link, the old rule (the saturation guess, at least the measurement).
+ * Null without a measurement.
+ */
+export function judgeWithMeasurement(m: Readonly<ControllerMemory>, pass: PassMeasurement, passSizes: readonly number[], elapsedMs: number): MeasuredJudgement | null {
+  const measured = m.measuredDirtyRate;
+  if (measured === undefined) return null;
+  const d = pass.dirty;
+  // a saturated pass bounds the rate below; the measurement says it; an unsaturated pass is exact
+  const evidence = d.saturated ? measured : d.rate;
+  const shrinking = !isStalled(passSizes, m.policy.stallWindowIterations, m.policy.minProgress);
+  const alone = shrinking && convergesAlone(evidence, pass.transferRate, pass.passBytes, m.view.downtimeMs, aloneBudgetSec(m, elapsedMs));
+  if (alone) return { rate: evidence, hold: true, note: `measured ${(measured / 1024 / 1024).toFixed(0)} MiB/s before the migration` };
+  if (!d.saturated) return { rate: d.rate, hold: false, note: '' };
+  // Near or above the link the guess stays: page sampling is capped at working set / period, and in
+  // the simulator the guess (at least the measured rate) lost less guest work than the measured rate
+  // alone (medium, heavy-4g, slow-link, heavy under finish-at-any-cost; see docs/bench/measured.md).
+  return { rate: Math.max(d.rate, measured), hold: false, note: shrinking ? '' : 'passes stopped shrinking' };
+}

@@ -1,0 +1,121 @@
+// The controller with the dirty rate measured before the migration (ControllerContext
+// measuredDirtyMiBps): a guest that converges alone is not throttled, a needed throttle is armed
+// during the first pass and lands at QEMU's first trigger, and a wrong measurement still finishes.
+// Runs without the measurement are pinned by controller-golden.test.ts.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createController, resumeController } from '../../src/controller/controller.js';
+import { convergesAlone } from '../../src/controller/measured.js';
+import { resolvePolicy } from '../../src/controller/policy.js';
+import type { Action } from '../../src/controller/types.js';
+import { createSimulation, HEAVY_LAB, sampledDirtyMiBps, SCENARIOS, simulate, type Scenario } from '../../src/simulator/index.js';
+
+const MiB = 1024 * 1024;
+const policy = resolvePolicy('minimal-downtime');
+
+/** Bursty guests like the lab's Linux guest (stress-ng rewriting its buffer, then sleeping): each
+ *  pass may find the whole working set re-dirtied, yet they converge alone. */
+const BURSTY: Scenario[] = [
+  { name: 'bursty-1g-64-30', description: '', ramMiB: 1024, workingSetMiB: 64, dirtyMiBps: 30, burstMiBps: 1024, bandwidthMiBps: 100 },
+  { name: 'bursty-512-128-60', description: '', ramMiB: 512, workingSetMiB: 128, dirtyMiBps: 60, burstMiBps: 1024, bandwidthMiBps: 100 },
+  { name: 'bursty-512-256-30-60', description: '', ramMiB: 512, workingSetMiB: 256, dirtyMiBps: 30, burstMiBps: 1024, bandwidthMiBps: 60 },
+];
+
+test('convergesAlone: shrinking passes within the budget yes; near the link, or too slow, no', () => {
+  const bw = 100 * MiB;
+  assert.equal(convergesAlone(35 * MiB, bw, 128 * MiB, 300, 60), true);
+  assert.equal(convergesAlone(95 * MiB, bw, 128 * MiB, 300, 60), false); // near the link
+  assert.equal(convergesAlone(400 * MiB, bw, 512 * MiB, 300, 60), false);
+  assert.equal(convergesAlone(80 * MiB, bw, 1024 * MiB, 300, 5), false); // ~48 s > 5 s
+  assert.equal(convergesAlone(500 * MiB, bw, 20 * MiB, 300, 1), true); // already fits the downtime
+  assert.equal(convergesAlone(0, 0, 20 * MiB, 300, 60), false);
+});
+
+test('a bursty guest that converges alone: throttled on the saturation guess, not with the measured rate', () => {
+  for (const scn of BURSTY) {
+    const stock = simulate(scn, { mode: 'stock' });
+    const guessed = simulate(scn, { mode: 'controller', policy });
+    const measured = simulate(scn, { mode: 'controller', policy, measuredDirtyMiBps: sampledDirtyMiBps(scn) });
+    assert.ok(guessed.peakThrottle >= 80, `${scn.name}: the guess throttles (${guessed.peakThrottle})`);
+    assert.equal(measured.peakThrottle, 0, `${scn.name}: not throttled`);
+    assert.ok(measured.completed && !measured.postcopy, scn.name);
+    // no slower than the guess (stock, throttling a little, may finish a second sooner, losing more work)
+    assert.ok(measured.timeSec <= guessed.timeSec + 0.5, `${scn.name}: ${measured.timeSec} s vs ${guessed.timeSec} s`);
+    assert.ok(measured.guestWorkLostSec <= Math.min(guessed.guestWorkLostSec, stock.guestWorkLostSec) + 0.05, scn.name);
+    // auto-converge held from the first sample: QEMU's trigger cannot fire
+    const first = measured.actions[0]?.action;
+    assert.deepEqual(first?.type === 'set-throttle' ? first.params : null, { 'throttle-trigger-threshold': 100 }, scn.name);
+  }
+});
+
+test('heavy guest: the throttle is armed at the first sample and QEMU first throttles at the target', () => {
+  const measuredRate = sampledDirtyMiBps(HEAVY_LAB);
+  const r = simulate(HEAVY_LAB, { mode: 'controller', policy, measuredDirtyMiBps: measuredRate });
+  const before = simulate(HEAVY_LAB, { mode: 'controller', policy });
+  const arm = r.actions.find((a) => a.action.type === 'set-throttle' && a.action.params['cpu-throttle-initial'] !== undefined);
+  assert.ok(arm && arm.action.type === 'set-throttle');
+  assert.ok(arm.t <= 1, `armed at ${arm.t} s`);
+  assert.equal(arm.action.params['throttle-trigger-threshold'], 10);
+  const initial = arm.action.params['cpu-throttle-initial'] ?? 0;
+  assert.ok(initial >= 80, `initial ${initial}`);
+  // the first throttle QEMU applies is already the target (no climb from 20 %)
+  const firstThrottle = r.samples.find((s) => s.throttlePercent > 0)?.throttlePercent ?? 0;
+  assert.ok(firstThrottle >= 80, `first throttle ${firstThrottle}`);
+  assert.ok(r.samples.find((s) => s.throttlePercent > 0)!.iteration <= 3, 'by the end of pass 2');
+  assert.ok(r.completed);
+  assert.ok(r.timeSec <= before.timeSec && r.guestWorkLostSec <= before.guestWorkLostSec, `${r.timeSec} s / ${r.guestWorkLostSec} lost vs ${before.timeSec} / ${before.guestWorkLostSec}`);
+});
+
+test('a measurement far too low: passes stop shrinking, and the controller throttles after all', () => {
+  for (const name of ['heavy-lab', 'medium', 'slow-link']) {
+    const scn = SCENARIOS.find((s) => s.name === name)!;
+    const r = simulate(scn, { mode: 'controller', policy, measuredDirtyMiBps: 10, timeLimitSec: 400 });
+    assert.ok(r.completed && !r.postcopy, `${name} completed`);
+    assert.ok(r.peakThrottle >= 80, `${name}: throttled (${r.peakThrottle})`);
+  }
+});
+
+test('every grid scenario still completes (or ends as before) with its measured rate', () => {
+  for (const scn of SCENARIOS) {
+    const before = simulate(scn, { mode: 'controller', policy, timeLimitSec: 400 });
+    const after = simulate(scn, { mode: 'controller', policy, timeLimitSec: 400, measuredDirtyMiBps: sampledDirtyMiBps(scn) });
+    assert.equal(after.completed, before.completed, scn.name);
+    assert.ok(after.peakThrottle <= policy.maxThrottle, scn.name);
+    assert.ok(after.guestWorkLostSec <= before.guestWorkLostSec * 1.05 + 0.5, `${scn.name}: ${after.guestWorkLostSec} vs ${before.guestWorkLostSec}`);
+  }
+});
+
+function play(make: () => ReturnType<typeof createController>, scn: Scenario): Action[] {
+  const sim = createSimulation(scn, { autoConverge: true });
+  const c = make();
+  const out: Action[] = [];
+  for (let s = sim.next(); s; s = sim.next()) for (const a of c.observe(s)) if (sim.apply(a)) out.push(a);
+  return out;
+}
+
+test('useMeasuredDirtyRate before the first sample = the context input; after it, ignored', () => {
+  const ctx = { guestRamBytes: HEAVY_LAB.ramMiB * MiB, postcopyEnabled: true, bandwidthMiBps: HEAVY_LAB.bandwidthMiBps };
+  const given = play(() => createController(policy, { ...ctx, measuredDirtyMiBps: 400 }), HEAVY_LAB);
+  const late = play(() => {
+    const c = createController(policy, ctx);
+    c.useMeasuredDirtyRate(400);
+    return c;
+  }, HEAVY_LAB);
+  assert.deepEqual(late, given);
+
+  const c = createController(policy, ctx);
+  const sim = createSimulation(HEAVY_LAB, { autoConverge: true });
+  c.observe(sim.next()!);
+  c.useMeasuredDirtyRate(400);
+  assert.equal((c.snapshot().memory as { measuredDirtyRate?: number }).measuredDirtyRate, undefined);
+});
+
+test('the measurement survives a snapshot; without one the snapshot has no such field', () => {
+  const ctx = { guestRamBytes: 1024 * MiB, postcopyEnabled: false, bandwidthMiBps: 100 };
+  const c = createController(policy, { ...ctx, measuredDirtyMiBps: 35 });
+  const again = resumeController(JSON.parse(JSON.stringify(c.snapshot())));
+  assert.equal((again.snapshot().memory as { measuredDirtyRate?: number }).measuredDirtyRate, 35 * MiB);
+  const plain = createController(policy, ctx).snapshot().memory as Record<string, unknown>;
+  assert.equal('measuredDirtyRate' in plain, false);
+  assert.equal('measuredArmed' in plain, false);
+});
