@@ -35,7 +35,10 @@ export function decideAtBoundary(m: Readonly<ControllerMemory>, prev: MigrationS
   // holding a guest that converges alone: not even a saturated pass sends it to the ceiling
   const again = !judged?.hold && saturatedAgain(m, pass);
   const goal = steerTo(m, pass, cur, target, again);
-  const params = planThrottle(goal, cur.throttlePercent, m.knobs, m.ceiling, judged?.hold === true || pass.dirty.ratio * 100 > m.knobs.threshold);
+  // with a measurement the trigger may have been armed during the first pass: a guest that needs
+  // no throttle after all gets it held again
+  const holdTrigger = judged !== null && goal === 0 && cur.throttlePercent === 0;
+  const params = planThrottle(goal, cur.throttlePercent, m.knobs, m.ceiling, holdTrigger || pass.dirty.ratio * 100 > m.knobs.threshold);
   const reason = `${measured(m, pass, again, judged)}: ${verdict(m, pass, cur, target, goal, again)}`;
   return {
     pass,
