@@ -7,7 +7,8 @@ import { isMigrationActive, type MigrationStatus } from '../api/results.js';
 import { AgentClient } from '../client/client.js';
 import { readTlsPaths, type TlsPaths } from '../client/tls.js';
 import { defineGuest, destroyGuest, type LabHostInfo } from '../lab/index.js';
-import { baselineRate, reading, sleep, type Reading, type Scenario } from './run-migration.js';
+import { baselineRate, reading, sleep, type Reading } from './guest-work.js';
+import type { Scenario } from './run-migration.js';
 
 export type BatchMode = 'sequential' | 'concurrent';
 

@@ -9,7 +9,8 @@ import { labDown, labUp, type LabInfo } from '../lab/index.js';
 import { startProbe, type Probe, type ProbeResult } from './agent-probe.js';
 import { runBatch, type BatchMode, type BatchResult } from './batch.js';
 import { concurrencyReport, type ConcurrencyRun } from './concurrency-report.js';
-import { SCENARIOS, sleep } from './run-migration.js';
+import { sleep } from './guest-work.js';
+import { SCENARIOS } from './run-migration.js';
 
 const SCENARIO = SCENARIOS.find((s) => s.name === 'light')!;
 const RATE = 20;

@@ -7,7 +7,8 @@ import { parseArgs } from 'node:util';
 import type { TlsPaths } from '../client/tls.js';
 import { labDown, labUp, type LabHostInfo } from '../lab/index.js';
 import { watchQemuCpu, type QemuCpu } from './qemu-cpu.js';
-import { MODES, runOne, SCENARIOS, sleep } from './run-migration.js';
+import { sleep } from './guest-work.js';
+import { MODES, runOne, SCENARIOS } from './run-migration.js';
 import { tlsReport, type TlsRun } from './tls-report.js';
 
 const SCENARIO = SCENARIOS.find((s) => s.name === 'heavy')!;

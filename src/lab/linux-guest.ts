@@ -1,7 +1,7 @@
 // The lab's Linux guest: Debian's kernel and an initramfs running stress-ng (./linux-build.ts), booted
 // under TCG with <os><kernel><initrd><cmdline>; it reports its work on a file-backed serial console.
 import { existsSync } from 'node:fs';
-import { writeFile } from 'node:fs/promises';
+import { rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { LabError } from './errors.js';
 import { ensureLinuxGuest } from './linux-build.js';
@@ -110,6 +110,9 @@ export async function defineLinuxGuest(opts: DefineLinuxGuestOptions): Promise<L
   const cmdline = linuxCmdline(workload);
   const xmlPath = join(guestDir(dir), `${opts.name}.xml`);
   await writeFile(xmlPath, linuxGuestXml({ name: opts.name, ramMiB, vcpus, kernel: image.kernel, initrd: image.initrd, cmdline, serialPath: serialLog }));
+  // a fresh log per boot: an earlier guest of the same name left its reports there (QEMU appends,
+  // which keeps the lines of one boot together across a migration)
+  await rm(serialLog, { force: true });
   if (opts.persistent) {
     await virsh(uri, ['define', xmlPath]);
     await virsh(uri, ['start', opts.name], 60_000);
