@@ -51,14 +51,14 @@ export const SCENARIOS: Scenario[] = [
   { name: 'linux-light', kind: 'linux', ramMiB: 512, wsMiB: 64, rateMiB: 25, bandwidth: 100, about: 'real Linux guest, stress-ng rewriting 64 MiB at 25 MB/s: converges without a throttle' },
   // stress-ng is rate-limited: it has CPU to spare (about 1300 MB/s unlimited here), so a throttle
   // costs it work only beyond about 70 %
-  { name: 'linux-heavy', kind: 'linux', ramMiB: 512, wsMiB: 256, rateMiB: 400, bandwidth: 100, windowSec: 6, about: 'real Linux guest, stress-ng rewriting 256 MiB at 400 MB/s: needs a throttle' },
+  { name: 'linux-heavy', kind: 'linux', ramMiB: 512, wsMiB: 128, rateMiB: 400, bandwidth: 40, windowSec: 3, about: 'real Linux guest, stress-ng rewriting 128 MiB at 400 MB/s over a 40 MiB/s link: needs a throttle' },
   {
     name: 'linux-phases', kind: 'linux', load: 'phases', ramMiB: 1024, wsMiB: 128, rateMiB: 400, bandwidth: 100, windowSec: 3, idleSec: 12, heavySec: 40, markAtWindow: 3,
     about: 'real Linux guest, idle 12 s, then 400 MB/s over 128 MiB for 40 s, then idle; the migration starts about 3 s before the heavy phase',
   },
   {
-    name: 'linux-bursty', kind: 'linux', load: 'bursty', ramMiB: 512, wsMiB: 256, rateMiB: 400, bandwidth: 100, windowSec: 6, heavySec: 12, idleSec: 6, markAtWindow: 6,
-    about: 'real Linux guest, bursts of 400 MB/s over 256 MiB for 12 s with 6 s idle between; the migration starts with a burst',
+    name: 'linux-bursty', kind: 'linux', load: 'bursty', ramMiB: 512, wsMiB: 128, rateMiB: 400, bandwidth: 40, windowSec: 3, heavySec: 9, idleSec: 6, markAtWindow: 5,
+    about: 'real Linux guest, bursts of 400 MB/s over 128 MiB for 9 s with 6 s idle between, over a 40 MiB/s link; the migration starts with a burst',
   },
 ];
 
