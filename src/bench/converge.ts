@@ -7,7 +7,7 @@ import { parseArgs } from 'node:util';
 import { labDown, labUp, type LabHostInfo } from '../lab/index.js';
 import type { TlsPaths } from '../client/tls.js';
 import { sleep } from './guest-work.js';
-import { bestLoss, nextThrottle, skippedRuns, SWEEP } from './oracle.js';
+import { cutAbove, nextThrottle, skippedRuns, SWEEP } from './oracle.js';
 import { charts, report, sweepOf, type RunResult, type ScenarioInfo } from './report.js';
 import { budgetSec, fixedMode, MODES, runOne, SCENARIOS, type Mode, type RunExtras, type Scenario } from './run-migration.js';
 
@@ -83,8 +83,8 @@ async function runAll(scenarios: Scenario[], sweep: number[], out: string): Prom
       results.push(await runMode(a, b, lab.tls, sc, MODES.find((m) => m.name === 'stock')!, {}));
       results.push(await runMode(a, b, lab.tls, sc, MODES.find((m) => m.name === 'controller')!, { estimate: true }));
       for (let t = nextThrottle(sweep, []); t !== null; t = nextThrottle(sweep, sweepOf(results, sc.name))) {
-        const best = bestLoss(sweepOf(results, sc.name));
-        results.push(await runMode(a, b, lab.tls, sc, fixedMode(t), best === null ? {} : { cutAboveLossSec: best }));
+        const cut = cutAbove(sweepOf(results, sc.name));
+        results.push(await runMode(a, b, lab.tls, sc, fixedMode(t), cut === null ? {} : { cutAboveLossSec: cut }));
       }
       for (const s of skippedRuns(sweep, sweepOf(results, sc.name))) {
         results.push({ scenario: sc.name, mode: 'fixed', throttle: s.throttle, skipped: true, completed: false, state: 'skipped', seconds: 0, iterations: 0, peakThrottle: 0, throttleSeconds: 0, guestWork: 0, workLostSec: 0, baselineMiBps: 0, afterMiBps: null, downtimeMs: null, sentMiB: 0, actions: 0, timeline: [] });

@@ -35,10 +35,15 @@ export function skippedRuns(sweep: readonly number[], done: readonly SweepRun[])
     .map((throttle) => ({ throttle, completed: false, seconds: 0, workLostSec: 0, skipped: true }));
 }
 
-/** Work lost by the best completed run so far: a run that has lost more than this cannot be the oracle. */
-export function bestLoss(done: readonly SweepRun[]): number | null {
+/** Work lost counts within this of each other are the same: the noise of the measurement, and the
+ *  additive slack of the issue's target (controller <= 1.2 x oracle + 1 s). */
+export const CUT_MARGIN_SEC = 1;
+
+/** Work lost above which a run cannot be the oracle: the best completed run's loss so far plus the
+ *  margin (a count read mid-run is noisy). Null before any run completed. */
+export function cutAbove(done: readonly SweepRun[]): number | null {
   const finished = done.filter((r) => r.completed);
-  return finished.length === 0 ? null : Math.min(...finished.map((r) => r.workLostSec));
+  return finished.length === 0 ? null : Math.min(...finished.map((r) => r.workLostSec)) + CUT_MARGIN_SEC;
 }
 
 /** The oracle: among the runs that completed within the budget, the one that lost the least guest

@@ -124,7 +124,7 @@ function oracleTable(rs: Row[], info: Map<string, ScenarioInfo>): string[] {
 
 function sweepTable(results: readonly RunResult[], rs: Row[]): string[] {
   const lines = [
-    'Fixed throttles, highest first. A throttle that did not complete within the budget ends the sweep (a lower one lets the guest dirty faster); a run that had already lost more work than a completed one was cut (it could not be the oracle).',
+    'Fixed throttles, highest first. A throttle that did not complete within the budget ends the sweep (a lower one lets the guest dirty faster); a run that had already lost more work than a completed one (by more than 1 s, the noise of a count read mid-run) was cut: it could not be the oracle.',
     '',
     `| scenario | ${SWEEP.map((t) => `T=${t}`).join(' | ')} |`,
     `| --- | ${SWEEP.map(() => '---').join(' | ')} |`,

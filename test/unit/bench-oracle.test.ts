@@ -2,7 +2,7 @@
 // oracle it picks, the Linux guest's work count, and the report's targets.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { bestLoss, nextThrottle, oracle, skippedRuns, SWEEP, type SweepRun } from '../../src/bench/oracle.js';
+import { cutAbove, nextThrottle, oracle, skippedRuns, SWEEP, type SweepRun } from '../../src/bench/oracle.js';
 import { linuxLoss, unharmedSeconds } from '../../src/bench/guest-work.js';
 import { report, timeError, type RunResult } from '../../src/bench/report.js';
 
@@ -24,8 +24,9 @@ test('a throttle that does not complete ends the sweep, and the lower ones are s
 test('a run cut for losing more than the best goes on down the sweep', () => {
   const done = [run(99, true, 20, 10), run(95, false, 12, 10.5, { dominated: true })];
   assert.equal(nextThrottle(SWEEP, done), 90);
-  assert.equal(bestLoss(done), 10);
-  assert.equal(bestLoss([run(99, false, 150, 50)]), null);
+  // the best completed run's loss plus a margin for the noise of a count read mid-run
+  assert.equal(cutAbove(done), 11);
+  assert.equal(cutAbove([run(99, false, 150, 50)]), null);
 });
 
 test('the oracle loses the least work among completed runs; ties go to the faster', () => {
