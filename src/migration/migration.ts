@@ -129,6 +129,8 @@ export class Migration extends EventEmitter<MigrationEventMap> {
    *  starting it; it resolves or rejects as the migrate call would. */
   start(follow?: () => Promise<void>): void {
     if (!follow) this.log.info({ event: 'migration.start', destination: this.plan.destination, flags: this.plan.flags }, 'migration starting');
+    // an adopted job is known to run: say so before its first sample, not "pending"
+    if (follow) this.status.state = 'running';
     this.emit('state', this.snapshot());
     if (!follow && this.plan.measureDirtyRate) return void this.measureThenMigrate(this.plan.measureDirtyRate);
     this.startMonitoring();
