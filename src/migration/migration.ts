@@ -98,6 +98,8 @@ export class Migration extends EventEmitter<MigrationEventMap> {
   /** libvirt's job-completed event; may arrive just before or just after the migrate call returns */
   private completedStats: JobStats | null = null;
   private completedWaiter: (() => void) | null = null;
+  /** the dirty rate is being measured before the migration starts: no libvirt job yet */
+  private measuring = false;
 
   constructor(plan: MigrationPlan) {
     super();
@@ -139,9 +141,10 @@ export class Migration extends EventEmitter<MigrationEventMap> {
   }
 
   /** The start sequence of a steered migration: the dirty rate first (about a second, while the
-   *  state is pending), then the migration. A cancel meanwhile aborts the job once it exists. */
+   *  state is pending), then the migration. A cancel meanwhile ends it here, before any job exists. */
   private async measureThenMigrate(measure: () => Promise<number>): Promise<void> {
     const started = Date.now();
+    this.measuring = true;
     try {
       const mibPerSec = await measure();
       this.plan.controller?.useMeasuredDirtyRate?.(mibPerSec);
@@ -149,6 +152,8 @@ export class Migration extends EventEmitter<MigrationEventMap> {
     } catch (err) {
       this.log.warn({ event: 'migration.dirty_rate_failed', err: err instanceof Error ? err.message : String(err) }, 'dirty rate not measured; steering from the passes alone');
     }
+    this.measuring = false;
+    if (this.cancelRequested) return void this.settle(null, false).catch((e: unknown) => this.internalError(e));
     this.startMonitoring();
     this.callMigrate(this.plan.flags);
   }
@@ -282,6 +287,8 @@ export class Migration extends EventEmitter<MigrationEventMap> {
     }
     this.cancelRequested = true;
     this.log.info({ event: 'migration.cancel' }, 'cancel requested');
+    // still measuring: no job to abort, and none will be started (measureThenMigrate)
+    if (this.measuring) return;
     try {
       await this.abortUntilGone();
     } catch (err) {
