@@ -19,15 +19,13 @@ import { decideAtBoundary } from './decide.js';
 import { escalate, escalationInput } from './escalate.js';
 import { withPayloadRate } from './estimate.js';
 import { armFromMeasurement } from './measured.js';
-import { ended, initialMemory, type ControllerMemory } from './memory.js';
+import { ended, initialMemory, measuredRateFields, type ControllerMemory } from './memory.js';
 import { patchPolicy, type Policy, type PolicyPatch } from './policy.js';
 import { changeLimits, startActions } from './policy-limits.js';
 import { restoreActions } from './restore.js';
 import type { MigrationSample } from './sample.js';
 import { decodeMemory, encodeMemory } from './snapshot.js';
 import type { Action, Controller, ControllerContext, ControllerState } from './types.js';
-
-const MiB = 1024 * 1024;
 
 export function createController(initialPolicy: Policy, ctx: ControllerContext): Controller {
   return controllerFrom(initialMemory(initialPolicy, ctx));
@@ -127,9 +125,7 @@ function controllerFrom(m: ControllerMemory): Controller {
 
     useMeasuredDirtyRate(mibPerSec: number): void {
       // only before the first sample: the plan from it is made during the first pass
-      if (m.previous || !Number.isFinite(mibPerSec) || mibPerSec < 0) return;
-      m.measuredDirtyRate = mibPerSec * MiB;
-      m.measuredArmed = false;
+      if (!m.previous) Object.assign(m, measuredRateFields(mibPerSec));
     },
 
     rejected(action: Action): void {

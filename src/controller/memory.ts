@@ -58,6 +58,13 @@ export interface ControllerMemory {
   view: ControllerState;
 }
 
+/** The memory fields that hold a dirty rate measured before the migration (MiB/s given), not yet
+ *  acted on; none for a value that is no measurement. */
+export function measuredRateFields(mibPerSec: number | undefined): Pick<ControllerMemory, 'measuredDirtyRate' | 'measuredArmed'> {
+  if (mibPerSec === undefined || !Number.isFinite(mibPerSec) || mibPerSec < 0) return {};
+  return { measuredDirtyRate: mibPerSec * MiB, measuredArmed: false };
+}
+
 export function initialMemory(policy: Policy, ctx: ControllerContext): ControllerMemory {
   const original = qemuParams(ctx.original);
   return {
@@ -71,7 +78,7 @@ export function initialMemory(policy: Policy, ctx: ControllerContext): Controlle
     changed: new Set(),
     postcopyRefused: false,
     // only when measured: a controller without the measurement keeps its memory (and snapshots) as before
-    ...(ctx.measuredDirtyMiBps !== undefined && Number.isFinite(ctx.measuredDirtyMiBps) && ctx.measuredDirtyMiBps >= 0 ? { measuredDirtyRate: ctx.measuredDirtyMiBps * MiB, measuredArmed: false } : {}),
+    ...measuredRateFields(ctx.measuredDirtyMiBps),
     previous: undefined,
     payloadRates: [],
     passSizes: [],
