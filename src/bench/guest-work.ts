@@ -201,10 +201,9 @@ export function linuxMeter(name: string, serialLog: string, windowSec: number, m
       return linuxLoss(ws.filter((w) => w.seq <= last.seq), markAt, last.seenAt, share);
     },
     async failure() {
+      // the log holds this boot only (the lab starts it afresh per guest)
       const text = await readFile(serialLog, 'utf8').catch(() => '');
-      // this boot's lines only: the log is appended to across guests of the same name
-      const boot = text.slice(Math.max(0, text.lastIndexOf('VMREADY ')));
-      const line = boot.split('\n').find((l) => PANIC.test(l));
+      const line = text.split('\n').find((l) => PANIC.test(l));
       return line ? line.replace(/^\[[\d. ]+\]\s*/, '').trim() : null;
     },
     async rateAfter() {
