@@ -79,6 +79,7 @@ function verdict(m: Readonly<ControllerMemory>, pass: PassMeasurement, cur: Migr
   if (again) return `working set still saturated at ${pass.throttleDuring} % throttle: going to the ceiling ${m.ceiling} %`;
   if (goal > cur.throttlePercent) {
     const capped = target.wanted > m.ceiling ? ` (needs ${target.wanted} %, capped by policy at ${m.ceiling} %)` : '';
+    if (target.outruns && goal === target.throttle) return `throttle ${goal} %: the guest outruns the link, and the highest throttle loses the least work${capped}`;
     return `throttle ${goal} % to shrink each pass to ~${target.ratio.toFixed(2)}${capped}`;
   }
   if (cur.throttlePercent > 0) return `hold the throttle at ${cur.throttlePercent} %`;

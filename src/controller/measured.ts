@@ -59,11 +59,13 @@ export function armFromMeasurement(m: Readonly<ControllerMemory>, elapsedMs: num
   const mib = (b: number): string => (b / 1024 / 1024).toFixed(0);
   const seen = `measured dirty rate ${mib(rate)} MiB/s, payload ${mib(transfer)} MiB/s`;
   const alone = convergesAlone(rate, transfer, pass2, m.view.downtimeMs, aloneBudgetSec(m, elapsedMs));
-  const target = alone ? 0 : throttleNeeded(rate, transfer, pass2, m.view.downtimeMs, m.policy.convergePasses, m.ceiling).throttle;
+  const needed = alone ? null : throttleNeeded(rate, transfer, pass2, m.view.downtimeMs, m.policy.convergePasses, m.ceiling);
+  const target = needed?.throttle ?? 0;
   const params = planThrottle(target, 0, m.knobs, m.ceiling, true);
+  const why = needed?.outruns ? ' (the guest outruns the link: the highest throttle loses the least work)' : '';
   const reason =
     target > 0
-      ? `${seen}: throttle ${target} % armed for QEMU's first trigger`
+      ? `${seen}: throttle ${target} % armed for QEMU's first trigger${why}`
       : `${seen}: converges without throttling; keeping auto-converge from triggering`;
   return { action: Object.keys(params).length > 0 ? { type: 'set-throttle', params, reason } : null, targetThrottle: target, reason };
 }

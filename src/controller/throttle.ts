@@ -6,6 +6,8 @@ import type { ThrottleParams } from './types.js';
 import { speedShare, throttleForShare } from './curve.js';
 import { toQmpParams, type SteeredKnobs, type ThrottleKnobs } from './knobs.js';
 
+/** QEMU takes throttle percentages from 1 to 99. */
+const MAX_THROTTLE = 99;
 /** Trigger threshold that fires for any guest worth throttling (target ratios are >= 0.1). */
 export const ARM_THRESHOLD = 10;
 /** Trigger threshold that never fires: dirtied bytes cannot exceed the bytes sent in steady state. */
@@ -42,6 +44,20 @@ export interface ThrottleTarget {
   ratio: number;
   /** pass ratio predicted at the ceiling; >= 1 means throttle alone cannot converge */
   ratioAtCeiling: number;
+  /** the guest dirties at least as fast as the link sends: the ceiling loses the least work */
+  outruns: boolean;
+}
+
+/**
+ * Whether the least guest work is lost at the ceiling. At a share s of its speed, a guest dirtying
+ * `rate` over a link sending `transferRate` shrinks each pass by rate*s/transferRate, so from a pass
+ * P it loses (1 - s) * P / (transferRate - rate * s) seconds of work until it converges. That falls
+ * as s falls (its slope has the sign of rate - transferRate) once the guest outruns the link: the
+ * highest throttle is both the fastest and the least harmful. Not when the pass fits the downtime
+ * limit already: one pass is left, and it only has to keep fitting.
+ */
+function outrunsLink(dirtyRate: number, transferRate: number, passBytes: number, downtimeMs: number): boolean {
+  return transferRate > 0 && dirtyRate >= transferRate && passBytes > (transferRate * downtimeMs) / 1000;
 }
 
 export function throttleNeeded(
@@ -55,17 +71,19 @@ export function throttleNeeded(
   const ratio = targetRatio(passBytes, transferRate, downtimeMs, passes);
   const ratioAtCeiling = transferRate > 0 ? (dirtyRate * speedShare(ceiling)) / transferRate : Infinity;
   if (transferRate <= 0 || dirtyRate <= ratio * transferRate) {
-    return { throttle: 0, wanted: 0, ratio, ratioAtCeiling };
+    return { throttle: 0, wanted: 0, ratio, ratioAtCeiling, outruns: false };
+  }
+  if (outrunsLink(dirtyRate, transferRate, passBytes, downtimeMs)) {
+    return { throttle: Math.min(MAX_THROTTLE, ceiling), wanted: MAX_THROTTLE, ratio, ratioAtCeiling, outruns: true };
   }
   const wanted = throttleForShare((ratio * transferRate) / dirtyRate);
   if (wanted < MIN_USEFUL_THROTTLE && dirtyRate < NEAR_PAYLOAD_RATE * transferRate) {
-    return { throttle: 0, wanted, ratio, ratioAtCeiling }; // converges on its own, a bit slower
+    return { throttle: 0, wanted, ratio, ratioAtCeiling, outruns: false }; // converges on its own, a bit slower
   }
-  return { throttle: Math.min(wanted, ceiling), wanted, ratio, ratioAtCeiling };
+  return { throttle: Math.min(wanted, ceiling), wanted, ratio, ratioAtCeiling, outruns: false };
 }
 
-/** QEMU takes throttle percentages from 1 to 99. */
-const clampPct = (p: number): number => Math.min(99, Math.max(1, Math.round(p)));
+const clampPct = (p: number): number => Math.min(MAX_THROTTLE, Math.max(1, Math.round(p)));
 const STEERED: (keyof SteeredKnobs)[] = ['initial', 'increment', 'max', 'threshold'];
 
 /**
