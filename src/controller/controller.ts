@@ -124,8 +124,9 @@ function controllerFrom(m: ControllerMemory): Controller {
     },
 
     useMeasuredDirtyRate(mibPerSec: number): void {
-      // only before the first sample: the plan from it is made during the first pass
-      if (!m.previous) Object.assign(m, measuredRateFields(mibPerSec));
+      // measured while the first pass runs: the plan from it is made at the next sample of that pass;
+      // arriving later, it still informs the judgements at iteration boundaries (measured.ts)
+      if (!ended(m) && m.measuredDirtyRate === undefined) Object.assign(m, measuredRateFields(mibPerSec));
     },
 
     rejected(action: Action): void {

@@ -78,8 +78,8 @@ export interface ControllerState {
 
 export interface Controller {
   observe(sample: MigrationSample): Action[];
-  /** The dirty rate measured just before the migration (ControllerContext.measuredDirtyMiBps), when
-   *  it arrives after the controller was made; ignored once a sample was observed. */
+  /** The dirty rate measured while the first pass runs (or before: ControllerContext.measuredDirtyMiBps),
+   *  when it arrives after the controller was made; the first measurement counts, none after the end. */
   useMeasuredDirtyRate(mibPerSec: number): void;
   /** The runner failed to apply `action` (one this controller returned): forget its effect. */
   rejected(action: Action): void;

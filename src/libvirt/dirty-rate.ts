@@ -70,7 +70,17 @@ export function isNewMeasurement(before: ParsedDirtyRate, after: ParsedDirtyRate
   return after.result.startTime > before.result.startTime;
 }
 
+/**
+ * How the calculation is started. libvirt's API (virDomainStartDirtyRateCalc) takes the domain's
+ * modify job, so during an outgoing migration it waits for the migration to end (seen on the lab:
+ * `virsh domdirtyrate-calc` blocked until its timeout). QEMU's own calc-dirty-rate sent through the
+ * monitor only takes a query job, and so runs beside a migration; its result is read back the same way.
+ */
+export type DirtyRateStart = 'libvirt' | 'monitor';
+
 export interface MeasureDirtyRateOptions {
+  /** default 'libvirt' */
+  start?: DirtyRateStart;
   /** Give up this long after the period ended (default 5000 ms). */
   graceMs?: number;
   /** Poll interval once the period has passed (default 200 ms). */
@@ -94,7 +104,11 @@ export async function measureDirtyRate(domain: Domain, seconds: number, opts: Me
   const pollMs = opts.pollMs ?? 200;
   const graceMs = opts.graceMs ?? 5_000;
   const before = parseDirtyRate(await domain.getDirtyRateStats());
-  await domain.startDirtyRateCalc(seconds, DirtyRateMode.PAGE_SAMPLING);
+  if (opts.start === 'monitor') {
+    await domain.qemuMonitorCommand(JSON.stringify({ execute: 'calc-dirty-rate', arguments: { 'calc-time': seconds, mode: 'page-sampling' } }));
+  } else {
+    await domain.startDirtyRateCalc(seconds, DirtyRateMode.PAGE_SAMPLING);
+  }
   await sleep(seconds * 1000);
   let waited = 0;
   for (;;) {

@@ -37,7 +37,7 @@ export interface MigrationPlan {
   flags: number;
   policyName: string;
   controller: ControllerPort | null;
-  /** measure the guest's dirty rate (MiB/s) before the migration starts, for the controller; a
+  /** measure the guest's dirty rate (MiB/s) while the first pass runs, for the controller; a
    *  failure is logged and the migration goes on without */
   measureDirtyRate?: () => Promise<number>;
   /** without a controller (stock policy): abort after this long, so nothing runs throttled for ever */
@@ -98,8 +98,6 @@ export class Migration extends EventEmitter<MigrationEventMap> {
   /** libvirt's job-completed event; may arrive just before or just after the migrate call returns */
   private completedStats: JobStats | null = null;
   private completedWaiter: (() => void) | null = null;
-  /** the dirty rate is being measured before the migration starts: no libvirt job yet */
-  private measuring = false;
 
   constructor(plan: MigrationPlan) {
     super();
@@ -134,28 +132,25 @@ export class Migration extends EventEmitter<MigrationEventMap> {
     // an adopted job is known to run: say so before its first sample, not "pending"
     if (follow) this.status.state = 'running';
     this.emit('state', this.snapshot());
-    if (!follow && this.plan.measureDirtyRate) return void this.measureThenMigrate(this.plan.measureDirtyRate);
     this.startMonitoring();
     if (follow) this.awaitEnd(follow);
     else this.callMigrate(this.plan.flags);
+    if (!follow && this.plan.measureDirtyRate) void this.measureAlongside(this.plan.measureDirtyRate);
   }
 
-  /** The start sequence of a steered migration: the dirty rate first (about a second, while the
-   *  state is pending), then the migration. A cancel meanwhile ends it here, before any job exists. */
-  private async measureThenMigrate(measure: () => Promise<number>): Promise<void> {
+  /** A steered migration measures the guest's dirty rate (about a second) while its first pass runs,
+   *  and hands it to the controller, which plans the throttle from it within that pass. */
+  private async measureAlongside(measure: () => Promise<number>): Promise<void> {
     const started = Date.now();
-    this.measuring = true;
     try {
       const mibPerSec = await measure();
+      if (!this.active) return;
       this.plan.controller?.useMeasuredDirtyRate?.(mibPerSec);
-      this.log.info({ event: 'migration.dirty_rate', mibPerSec, ms: Date.now() - started }, `dirty rate measured before the migration: ${mibPerSec} MiB/s`);
+      this.log.info({ event: 'migration.dirty_rate', mibPerSec, ms: Date.now() - started }, `dirty rate measured during the first pass: ${mibPerSec} MiB/s`);
     } catch (err) {
+      if (!this.active) return;
       this.log.warn({ event: 'migration.dirty_rate_failed', err: err instanceof Error ? err.message : String(err) }, 'dirty rate not measured; steering from the passes alone');
     }
-    this.measuring = false;
-    if (this.cancelRequested) return void this.settle(null, false).catch((e: unknown) => this.internalError(e));
-    this.startMonitoring();
-    this.callMigrate(this.plan.flags);
   }
 
   private startMonitoring(): void {
@@ -287,8 +282,6 @@ export class Migration extends EventEmitter<MigrationEventMap> {
     }
     this.cancelRequested = true;
     this.log.info({ event: 'migration.cancel' }, 'cancel requested');
-    // still measuring: no job to abort, and none will be started (measureThenMigrate)
-    if (this.measuring) return;
     try {
       await this.abortUntilGone();
     } catch (err) {

@@ -103,7 +103,7 @@ function play(make: () => ReturnType<typeof createController>, scn: Scenario): A
   return out;
 }
 
-test('useMeasuredDirtyRate before the first sample = the context input; after it, ignored', () => {
+test('useMeasuredDirtyRate before the first sample = the context input; during the first pass, planned within it; the first one counts', () => {
   const ctx = { guestRamBytes: HEAVY_LAB.ramMiB * MiB, postcopyEnabled: true, bandwidthMiBps: HEAVY_LAB.bandwidthMiBps };
   const given = play(() => createController(policy, { ...ctx, measuredDirtyMiBps: 400 }), HEAVY_LAB);
   const late = play(() => {
@@ -113,11 +113,17 @@ test('useMeasuredDirtyRate before the first sample = the context input; after it
   }, HEAVY_LAB);
   assert.deepEqual(late, given);
 
+  // measured alongside the first pass: the throttle is armed before that pass ends
   const c = createController(policy, ctx);
   const sim = createSimulation(HEAVY_LAB, { autoConverge: true });
   c.observe(sim.next()!);
   c.useMeasuredDirtyRate(400);
-  assert.equal((c.snapshot().memory as { measuredDirtyRate?: number }).measuredDirtyRate, undefined);
+  c.useMeasuredDirtyRate(5);
+  assert.equal((c.snapshot().memory as { measuredDirtyRate?: number }).measuredDirtyRate, 400 * MiB);
+  const s = sim.next()!;
+  assert.equal(s.iteration, 1);
+  const armed = c.observe(s).find((a) => a.type === 'set-throttle');
+  assert.ok(armed && armed.type === 'set-throttle' && armed.params['cpu-throttle-initial'] === 99, JSON.stringify(armed));
 });
 
 test('the measurement survives a snapshot; without one the snapshot has no such field', () => {

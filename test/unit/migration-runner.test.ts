@@ -275,22 +275,33 @@ test('a stream that moves nothing for the stall time is aborted; the VM stays on
   assert.ok(d.calls.includes('abort'));
 });
 
-test('a steered migration measures the dirty rate first, hands it to the controller, then migrates', async () => {
+test('a steered migration measures the dirty rate while it migrates and hands it to the controller', async () => {
   const d = new FakeDomain();
   const c = new ScriptedController([]);
   let release!: (v: number) => void;
   const measured = new Promise<number>((r) => (release = r));
   const { m } = start(d, c, { measureDirtyRate: () => measured });
   await sleep(20);
-  assert.equal(m.status.state, 'pending');
-  assert.deepEqual(d.calls, [], 'nothing started while measuring');
-  assert.equal(c.seen.length, 0, 'no samples while measuring');
+  assert.deepEqual(d.calls, ['migrate'], 'the migration does not wait for the measurement');
+  assert.deepEqual(c.measured, []);
   release(35);
   await sleep(20);
   assert.deepEqual(c.measured, [35]);
-  assert.deepEqual(d.calls, ['migrate']);
   d.complete();
   assert.equal((await m.done).state, 'completed');
+});
+
+test('a measurement that ends after the migration is not handed over', async () => {
+  const d = new FakeDomain();
+  const c = new ScriptedController([]);
+  let release!: (v: number) => void;
+  const { m } = start(d, c, { measureDirtyRate: () => new Promise<number>((r) => (release = r)) });
+  await sleep(20);
+  d.complete();
+  assert.equal((await m.done).state, 'completed');
+  release(35);
+  await sleep(10);
+  assert.deepEqual(c.measured, []);
 });
 
 test('a failed measurement does not fail the migration: it goes on without', async () => {
@@ -304,7 +315,7 @@ test('a failed measurement does not fail the migration: it goes on without', asy
   assert.equal((await m.done).state, 'completed');
 });
 
-test('cancel while measuring: the job is aborted once it exists; the VM stays', async () => {
+test('cancel while measuring: the job is aborted; the VM stays', async () => {
   const d = new FakeDomain();
   const c = new ScriptedController([]);
   const { m } = start(d, c, { measureDirtyRate: () => sleep(100).then(() => 20) });

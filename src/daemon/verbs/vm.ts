@@ -41,10 +41,10 @@ async function listVms(ctx: AgentContext): Promise<VmSummary[]> {
   return domains.map((d) => ({ id: d.id, uuid: d.uuid, name: d.name, state: stateName(d.state) }));
 }
 
-/** page-sampling period before a steered migration, s: short, because the migration waits for it,
- *  and a short period tells the rate best (a longer one reads working set / period) */
+/** page-sampling period at the start of a steered migration, s: short, because the plan for the
+ *  first pass waits for it, and a short period tells the rate best (a longer one reads working set / period) */
 export const PRE_MIGRATION_MEASURE_SEC = 1;
-/** how long after its period a measurement may take before the migration goes on without it */
+/** how long after its period a measurement may take before the controller goes on without it */
 const PRE_MIGRATION_MEASURE_GRACE_MS = 2_000;
 
 /** What the agent itself knows about a migration it starts (not part of the API). */
@@ -132,9 +132,10 @@ async function launch(ctx: AgentContext, p: VerbParams<'VM.migrate'>, domain: Do
       ...(p.autoConvergeIncrement !== undefined ? { autoConvergeIncrement: p.autoConvergeIncrement } : {}),
       ...(facts.measuredDirtyMiBps !== undefined ? { measuredDirtyMiBps: facts.measuredDirtyMiBps } : {}),
     });
-    // a steered migration measures the guest first, in its own start sequence (VM.migrate does not wait)
+    // a steered migration measures the guest while its first pass runs (started through QEMU's monitor:
+    // libvirt's own call would wait for the migration job to end)
     const measure = controller !== null && facts.measuredDirtyMiBps === undefined
-      ? { measureDirtyRate: async () => (await measureDirtyRate(domain, PRE_MIGRATION_MEASURE_SEC, { graceMs: PRE_MIGRATION_MEASURE_GRACE_MS })).mibPerSec }
+      ? { measureDirtyRate: async () => (await measureDirtyRate(domain, PRE_MIGRATION_MEASURE_SEC, { graceMs: PRE_MIGRATION_MEASURE_GRACE_MS, start: 'monitor' })).mibPerSec }
       : {};
     // QEMU's own bandwidth limit before libvirt caps it for the migration (put back if a dying libvirtd leaves the cap)
     const bandwidthBefore = await readMigrationParams(domain).then((q) => q['max-bandwidth'], () => undefined);
