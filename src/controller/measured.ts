@@ -1,4 +1,4 @@
-// Steering from the dirty rate measured before the migration (page sampling over 1 s, see
+// Steering from the dirty rate measured as the migration starts (page sampling over 1 s, see
 // ../libvirt/dirty-rate.ts). A pass that re-dirtied the whole working set only bounds the guest's
 // rate from below, and the saturation guess (bound x policy.saturationFactor) throttled a real Linux
 // guest to 88 % that converged alone. The measurement says what the rate is: a guest that converges
@@ -6,33 +6,13 @@
 // shrinking, and a guest that needs a throttle gets it armed during the first pass, so that QEMU's
 // first trigger (end of pass 2) lands at the target. Pure.
 import { transferEstimate, type PassMeasurement } from './estimate.js';
+export { convergesAlone } from './alone.js';
 import type { ControllerMemory } from './memory.js';
+import { ALONE_BUDGET_SHARE, convergesAlone } from './alone.js';
+import { quietNote, waitingForQuiet } from './quiet.js';
 import { isStalled } from './stall.js';
 import { planThrottle, throttleNeeded } from './throttle.js';
 import type { Action } from './types.js';
-
-/** Share of the time left before the completion timeout a guest may take to converge alone: the
- *  rest is room to throttle if the measurement was wrong. */
-const ALONE_BUDGET_SHARE = 0.5;
-/** A guest whose passes shrink slower than this converges alone too slowly to count (and page
- *  sampling, capped at working set / period, may itself be a bound this close to the link). */
-const MAX_ALONE_RATIO = 0.9;
-
-/**
- * Whether a guest dirtying `rate` converges alone (passes shrinking by rate / transferRate each)
- * from a pass of `passBytes` to one that fits the downtime limit within `budgetSec`.
- */
-export function convergesAlone(rate: number, transferRate: number, passBytes: number, downtimeMs: number, budgetSec: number): boolean {
-  if (transferRate <= 0) return false;
-  const last = (transferRate * downtimeMs) / 1000;
-  if (passBytes <= last) return true;
-  const q = rate / transferRate;
-  if (q >= MAX_ALONE_RATIO) return false;
-  if (q <= 0) return passBytes / transferRate <= budgetSec;
-  const passes = Math.ceil(Math.log(last / passBytes) / Math.log(q));
-  const seconds = (passBytes * (1 - q ** passes)) / (1 - q) / transferRate;
-  return seconds <= budgetSec;
-}
 
 /** Time the guest may take to converge alone from `elapsedMs`, s. */
 function aloneBudgetSec(m: Readonly<ControllerMemory>, elapsedMs: number): number {
@@ -59,14 +39,17 @@ export function armFromMeasurement(m: Readonly<ControllerMemory>, elapsedMs: num
   const mib = (b: number): string => (b / 1024 / 1024).toFixed(0);
   const seen = `measured dirty rate ${mib(rate)} MiB/s, payload ${mib(transfer)} MiB/s`;
   const alone = convergesAlone(rate, transfer, pass2, m.view.downtimeMs, aloneBudgetSec(m, elapsedMs));
-  const needed = alone ? null : throttleNeeded(rate, transfer, pass2, m.view.downtimeMs, m.policy.convergePasses, m.ceiling);
+  const waiting = !alone && waitingForQuiet(m, transfer, pass2, elapsedMs);
+  const needed = alone || waiting ? null : throttleNeeded(rate, transfer, pass2, m.view.downtimeMs, m.policy.convergePasses, m.ceiling);
   const target = needed?.throttle ?? 0;
   const params = planThrottle(target, 0, m.knobs, m.ceiling, true);
   const why = needed?.outruns ? ' (the guest outruns the link: the highest throttle loses the least work)' : '';
   const reason =
     target > 0
       ? `${seen}: throttle ${target} % armed for QEMU's first trigger${why}`
-      : `${seen}: converges without throttling; keeping auto-converge from triggering`;
+      : waiting
+        ? `${seen}; ${quietNote(m)}; keeping auto-converge from triggering`
+        : `${seen}: converges without throttling; keeping auto-converge from triggering`;
   return { action: Object.keys(params).length > 0 ? { type: 'set-throttle', params, reason } : null, targetThrottle: target, reason };
 }
 
@@ -88,13 +71,16 @@ export interface MeasuredJudgement {
  */
 export function judgeWithMeasurement(m: Readonly<ControllerMemory>, pass: PassMeasurement, passSizes: readonly number[], elapsedMs: number): MeasuredJudgement | null {
   const measured = m.measuredDirtyRate;
-  if (measured === undefined) return null;
+  if (measured === undefined && m.quietDirtyRate === undefined) return null;
   const d = pass.dirty;
+  // a quiet spell may come: waiting costs time, not guest work (quiet.ts)
+  if (waitingForQuiet(m, pass.transferRate, pass.passBytes, elapsedMs)) return { rate: d.rate, hold: true, note: quietNote(m) };
+  if (measured === undefined) return null;
   // a saturated pass bounds the rate below; the measurement says it; an unsaturated pass is exact
   const evidence = d.saturated ? measured : d.rate;
   const shrinking = !isStalled(passSizes, m.policy.stallWindowIterations, m.policy.minProgress);
   const alone = shrinking && convergesAlone(evidence, pass.transferRate, pass.passBytes, m.view.downtimeMs, aloneBudgetSec(m, elapsedMs));
-  if (alone) return { rate: evidence, hold: true, note: `measured ${(measured / 1024 / 1024).toFixed(0)} MiB/s before the migration` };
+  if (alone) return { rate: evidence, hold: true, note: `measured ${(measured / 1024 / 1024).toFixed(0)} MiB/s during the first pass` };
   if (!d.saturated) return { rate: d.rate, hold: false, note: '' };
   // Near or above the link the guess stays: page sampling is capped at working set / period, and in
   // the simulator the guess (at least the measured rate) lost less guest work than the measured rate

@@ -3,6 +3,7 @@
 import { completionTimeoutMs } from './escalate.js';
 import { qemuParams, type QemuParams, type ThrottleKnobs } from './knobs.js';
 import type { Policy } from './policy.js';
+import { quietRateFields } from './quiet.js';
 import type { MigrationSample } from './sample.js';
 import type { ControllerContext, ControllerState } from './types.js';
 
@@ -37,6 +38,9 @@ export interface ControllerMemory {
   measuredDirtyRate?: number;
   /** the throttle plan from the measured rate was set during the first pass */
   measuredArmed?: boolean;
+  /** the lowest dirty rate the agent sampled on this guest in the minutes before the migration,
+   *  bytes/s (absent: none sampled); see quiet.ts */
+  quietDirtyRate?: number;
 
   /** the previous sample observed while steering */
   previous: MigrationSample | undefined;
@@ -79,6 +83,7 @@ export function initialMemory(policy: Policy, ctx: ControllerContext): Controlle
     postcopyRefused: false,
     // only when measured: a controller without the measurement keeps its memory (and snapshots) as before
     ...measuredRateFields(ctx.measuredDirtyMiBps),
+    ...quietRateFields(ctx.recentDirtyMiBps),
     previous: undefined,
     payloadRates: [],
     passSizes: [],

@@ -63,6 +63,7 @@ const MemorySchema = z.strictObject({
   postcopyRefused: z.boolean(),
   measuredDirtyRate: num.optional(),
   measuredArmed: z.boolean().optional(),
+  quietDirtyRate: num.optional(),
   previous: sample.optional(),
   payloadRates: z.array(num),
   passSizes: z.array(num),

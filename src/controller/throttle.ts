@@ -7,6 +7,7 @@ import { speedShare, throttleForShare } from './curve.js';
 import { toQmpParams, type SteeredKnobs, type ThrottleKnobs } from './knobs.js';
 
 /** QEMU takes throttle percentages from 1 to 99. */
+const MIN_THROTTLE = 1;
 const MAX_THROTTLE = 99;
 /** Trigger threshold that fires for any guest worth throttling (target ratios are >= 0.1). */
 export const ARM_THRESHOLD = 10;
@@ -83,7 +84,7 @@ export function throttleNeeded(
   return { throttle: Math.min(wanted, ceiling), wanted, ratio, ratioAtCeiling, outruns: false };
 }
 
-const clampPct = (p: number): number => Math.min(MAX_THROTTLE, Math.max(1, Math.round(p)));
+const clampPct = (p: number): number => Math.min(MAX_THROTTLE, Math.max(MIN_THROTTLE, Math.round(p)));
 const STEERED: (keyof SteeredKnobs)[] = ['initial', 'increment', 'max', 'threshold'];
 
 /**
@@ -112,7 +113,11 @@ export function planThrottle(
     // hold: stop QEMU's next trigger from climbing more than a notch
     if (Math.min(current + knobs.increment, knobs.max) - current >= MIN_RAISE) want.max = clampPct(current);
   } else if (wouldTrigger) {
-    want.threshold = HOLD_THRESHOLD; // converges on its own: keep QEMU's blind trigger off
+    // converges on its own (or waits for a quiet spell): keep QEMU's blind trigger off, and should it
+    // fire anyway (a guest dirtying faster than the link can out-dirty any threshold), at 1 %
+    want.threshold = HOLD_THRESHOLD;
+    want.initial = MIN_THROTTLE;
+    want.max = MIN_THROTTLE;
   }
   const changed: Partial<ThrottleKnobs> = {};
   for (const k of STEERED) if (want[k] !== knobs[k]) changed[k] = want[k];

@@ -31,6 +31,9 @@ export interface ControllerContext {
    *  pages over a 1 s period, MiB/s): with it the controller holds a guest that converges alone and
    *  arms a needed throttle from the first pass; without it, it steers from the passes alone */
   measuredDirtyMiBps?: number;
+  /** the guest's dirty rates the agent sampled in the minutes before the migration, MiB/s: a guest
+   *  seen quiet is given time to go quiet again before it is throttled (quiet.ts) */
+  recentDirtyMiBps?: number[];
   /** QEMU's parameters before the migration where they are not QEMU's defaults; finish() restores them */
   original?: KnownParams;
 }

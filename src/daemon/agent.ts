@@ -8,6 +8,7 @@ import { EvacuationRegistry } from '../evacuation/runner.js';
 import { evacuationVerbs } from './verbs/evacuate.js';
 import type { DomainEvent } from '../libvirt/types.js';
 import type { AgentContext, AgentSettings, ControllerFactory } from './context.js';
+import { DirtyRateHistory } from './dirty-history.js';
 import { LibvirtLink } from './libvirt-link.js';
 import { MigrationLedger } from '../migration/ledger.js';
 import { adoptRecorded } from './orphans.js';
@@ -87,6 +88,11 @@ export async function startAgent(opts: AgentOptions): Promise<Agent> {
   context.evacuations.on('change', (s) => rpc.notify('evacuation.state', s));
   manager.on('progress', (s) => rpc.notify('migration.progress', s));
   manager.on('action', (s, record) => rpc.notify('migration.action', { ...s, record }));
+  const sampleSec = opts.settings.dirtyRateSampleSec ?? 0;
+  if (sampleSec > 0) {
+    context.dirtyHistory = new DirtyRateHistory(libvirt, (uuid) => manager.migrating(uuid), opts.logger, sampleSec * 1000);
+    context.dirtyHistory.start();
+  }
   opts.onContext?.(context);
   // After the listeners, so that the adopted migrations' events reach subscribers and metrics.
   // Without libvirt the records stay for the next start.
@@ -104,6 +110,7 @@ export async function startAgent(opts: AgentOptions): Promise<Agent> {
       // Never leave a migration running unattended: answer the waiting ones (cancelled) so none
       // starts now, then abort the running ones; the guests stay on this host.
       manager.close();
+      await context.dirtyHistory?.stop();
       const active = manager.list().filter((s) => isMigrationActive(s.state));
       await Promise.all(active.map((s) => manager.get(s.vmId).cancel().catch(() => {})));
       await manager.settle();

@@ -43,6 +43,9 @@ export interface DaemonConfig extends RpcLimits {
   memoryCapacity: number | null;
   /** how long an outgoing migration beyond maxOutgoing waits in the FIFO when VM.migrate does not say, s */
   queueTimeoutSec: number;
+  /** pause between rounds of dirty-rate samples over the running guests (page sampling, 1 s each), s;
+   *  0 = no sampling. A migration then knows whether its guest was quiet in the minutes before it. */
+  dirtyRateSampleSec: number;
   /** address QEMU's migration stream should use on this host as destination; null = libvirt's choice */
   migrationAddress: string | null;
   /** libvirt URI a source host's libvirtd uses to reach this host (peer-to-peer); null = derived:
@@ -127,6 +130,7 @@ const FIELDS: Record<Key, Field> = {
     kind: 'integer',
   },
   queueTimeoutSec: { schema: int(1, 86_400), expected: 'an integer from 1 to 86400', kind: 'integer' },
+  dirtyRateSampleSec: { schema: int(0, 3_600), expected: 'an integer from 0 (off) to 3600', kind: 'integer' },
   migrationAddress: {
     schema: z.union([z.null(), z.string().regex(/^[^\s/]+$/)]),
     expected: 'a host name or IP address, or null',
@@ -195,6 +199,7 @@ function defaults(): Record<Key, unknown> {
     maxOutgoing: 2,
     memoryCapacity: null,
     queueTimeoutSec: 600,
+    dirtyRateSampleSec: 5,
     migrationAddress: null,
     peerLibvirtUri: null,
     stateDir: '/run/vmigrate',

@@ -3,6 +3,7 @@ import type { MigrationManager } from '../migration/manager.js';
 import type { AdmissionDesk } from '../migration/admission.js';
 import type { EvacuationRegistry } from '../evacuation/runner.js';
 import type { Action, ControllerContext, ControllerPort } from '../controller/types.js';
+import type { DirtyRateHistory } from './dirty-history.js';
 import type { LibvirtLink } from './libvirt-link.js';
 import type { AllowRule } from './security/libvirt-uri.js';
 import type { RoleTable } from './security/subject.js';
@@ -20,6 +21,9 @@ export interface AgentSettings {
   sampleTimeoutMs: number;
   /** memory offered to VMs, MiB; absent: the host's available memory */
   memoryCapacityMiB?: number;
+  /** pause between the agent's rounds of dirty-rate samples over its running guests, s; 0 or
+   *  absent: no sampling */
+  dirtyRateSampleSec?: number;
   /** how long VM.migrate waits for an outgoing slot when it does not say, s; default 600 */
   queueTimeoutSec?: number;
   /** encrypt migration streams when VM.migrate does not say; default false */
@@ -84,4 +88,6 @@ export interface AgentContext {
   evacuations: EvacuationRegistry;
   controllers: ControllerFactory;
   logger: Logger;
+  /** the guests' dirty rates sampled now and then; absent: sampling is off */
+  dirtyHistory?: DirtyRateHistory;
 }

@@ -75,6 +75,7 @@ async function main(): Promise<void> {
       monitorIntervalMs: config.monitorIntervalMs,
       sampleTimeoutMs: config.sampleTimeoutMs,
       queueTimeoutSec: config.queueTimeoutSec,
+      dirtyRateSampleSec: config.dirtyRateSampleSec,
       migrationTls: config.migrationTls,
       ...(config.memoryCapacity !== null ? { memoryCapacityMiB: config.memoryCapacity } : {}),
       allowedLibvirtUris: config.allowedLibvirtUris.map(parseAllowRule),

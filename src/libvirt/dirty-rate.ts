@@ -100,6 +100,22 @@ export async function measureDirtyRate(domain: Domain, seconds: number, opts: Me
   if (!Number.isInteger(seconds) || seconds < DIRTY_RATE_MIN_SEC || seconds > DIRTY_RATE_MAX_SEC) {
     throw new DirtyRateError('BAD_PERIOD', `dirty-rate period must be an integer number of seconds in [${DIRTY_RATE_MIN_SEC}, ${DIRTY_RATE_MAX_SEC}], got ${String(seconds)}`);
   }
+  // QEMU runs one calculation per guest and refuses a second meanwhile: callers of this process
+  // (the agent's sampler, an estimate, a migration) take turns instead
+  const before = inFlight.get(domain.uuid) ?? Promise.resolve();
+  const mine = before.catch(() => undefined).then(() => measureOnce(domain, seconds, opts));
+  const tail = mine.catch(() => undefined);
+  inFlight.set(domain.uuid, tail);
+  void tail.then(() => {
+    if (inFlight.get(domain.uuid) === tail) inFlight.delete(domain.uuid);
+  });
+  return mine;
+}
+
+/** The calculation in flight (or queued last) per domain UUID. */
+const inFlight = new Map<string, Promise<unknown>>();
+
+async function measureOnce(domain: Domain, seconds: number, opts: MeasureDirtyRateOptions): Promise<DirtyRate> {
   const sleep = opts.sleep ?? defaultSleep;
   const pollMs = opts.pollMs ?? 200;
   const graceMs = opts.graceMs ?? 5_000;

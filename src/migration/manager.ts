@@ -312,6 +312,11 @@ export class MigrationManager extends EventEmitter<MigrationEventMap> {
     return m;
   }
 
+  /** A migration of this VM (by UUID) is starting or running here. */
+  migrating(vmUuid: string): boolean {
+    return this.byVm.get(vmUuid)?.active === true || this.reserved.has(vmUuid);
+  }
+
   /** The libvirt connection was lost and re-opened: running migrations look their VMs up again. */
   connectionLost(): void {
     for (const m of this.byVm.values()) if (m instanceof Migration && m.active) m.connectionLost();

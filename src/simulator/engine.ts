@@ -147,13 +147,16 @@ export function createSimulation(scn: Scenario, opts: EngineOptions): Simulation
     return n * ws + Math.min(ws, burst * (g - n * cycle));
   };
 
+  const spells = scn.spells;
+  const busy = (): boolean => spells === undefined || t % (spells.busySec + spells.quietSec) < spells.busySec;
+
   function run(tau: number): void {
     const share = phase === 'precopy' ? shareAt(trig.throttle) : pcShare;
     const before = work;
     work += share * tau;
     if (phase === 'precopy') {
       throttleSec += (trig.throttle / 100) * tau;
-      dirty = Math.min(ws, dirty + (burst === undefined ? rate * share * tau : written(work) - written(before)));
+      if (busy()) dirty = Math.min(ws, dirty + (burst === undefined ? rate * share * tau : written(work) - written(before)));
     }
     t += tau;
   }

@@ -19,6 +19,9 @@ export interface Scenario {
    *  whole working set at this speed, MiB/s, then sleeps so that it averages dirtyMiBps; absent: it
    *  dirties evenly at dirtyMiBps */
   burstMiBps?: number;
+  /** a guest that works in spells by the wall clock: dirtying for busySec, then quiet for quietSec,
+   *  from busy at the start (absent: always busy) */
+  spells?: { busySec: number; quietSec: number };
   /** migration started with post-copy enabled (default true) */
   postcopyEnabled?: boolean;
 }

@@ -17,6 +17,8 @@ export interface SimOptions extends Omit<EngineOptions, 'autoConverge'> {
   policy?: Policy;
   /** controller mode: the dirty rate measured before the migration, MiB/s (see sampledDirtyMiBps) */
   measuredDirtyMiBps?: number;
+  /** controller mode: the dirty rates the agent sampled before the migration, MiB/s */
+  recentDirtyMiBps?: number[];
 }
 
 export interface SimResult extends EngineResult {
@@ -31,11 +33,11 @@ export interface SimResult extends EngineResult {
 }
 
 export function simulate(scn: Scenario, opts: SimOptions): SimResult {
-  const { mode, policy: given, measuredDirtyMiBps, ...engineOpts } = opts;
+  const { mode, policy: given, measuredDirtyMiBps, recentDirtyMiBps, ...engineOpts } = opts;
   const sim = createSimulation(scn, { ...engineOpts, autoConverge: mode !== 'none' });
   const policy = mode === 'controller' ? (given ?? resolvePolicy(undefined)) : undefined;
   const controller = policy
-    ? createController(policy, { guestRamBytes: scn.ramMiB * MiB, postcopyEnabled: scn.postcopyEnabled ?? true, bandwidthMiBps: scn.bandwidthMiBps, ...(measuredDirtyMiBps !== undefined ? { measuredDirtyMiBps } : {}) })
+    ? createController(policy, { guestRamBytes: scn.ramMiB * MiB, postcopyEnabled: scn.postcopyEnabled ?? true, bandwidthMiBps: scn.bandwidthMiBps, ...(measuredDirtyMiBps !== undefined ? { measuredDirtyMiBps } : {}), ...(recentDirtyMiBps !== undefined ? { recentDirtyMiBps } : {}) })
     : undefined;
   const actions: SimResult['actions'] = [];
   const rejected: SimResult['rejected'] = [];

@@ -45,6 +45,7 @@ describe('loadConfig', () => {
         maxOutgoing: 2,
         memoryCapacity: null,
         queueTimeoutSec: 600,
+        dirtyRateSampleSec: 5,
         migrationAddress: null,
         peerLibvirtUri: null,
         stateDir: '/run/vmigrate',

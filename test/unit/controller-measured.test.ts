@@ -44,7 +44,7 @@ test('a bursty guest that converges alone: throttled on the saturation guess, no
     assert.ok(measured.guestWorkLostSec <= Math.min(guessed.guestWorkLostSec, stock.guestWorkLostSec) + 0.05, scn.name);
     // auto-converge held from the first sample: QEMU's trigger cannot fire
     const first = measured.actions[0]?.action;
-    assert.deepEqual(first?.type === 'set-throttle' ? first.params : null, { 'throttle-trigger-threshold': 100 }, scn.name);
+    assert.deepEqual(first?.type === 'set-throttle' ? first.params : null, { 'throttle-trigger-threshold': 100, 'cpu-throttle-initial': 1, 'max-cpu-throttle': 1 }, scn.name);
   }
 });
 

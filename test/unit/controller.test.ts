@@ -63,8 +63,8 @@ test('planThrottle: initial before throttling, increment = gap after, hold caps 
   assert.deepEqual(planThrottle(95, 87, q2, 99, true), { 'cpu-throttle-increment': 8, 'max-cpu-throttle': 95 });
   assert.deepEqual(planThrottle(95, 40, q2, 60, true), { 'cpu-throttle-increment': 20, 'max-cpu-throttle': 60 });
   assert.deepEqual(planThrottle(50, 60, { ...q2, max: 99 }, 99, true), { 'max-cpu-throttle': 60 });
-  // converges alone but QEMU's blind rule would fire: keep it from firing
-  assert.deepEqual(planThrottle(0, 0, q, 99, true), { 'throttle-trigger-threshold': HOLD_THRESHOLD });
+  // converges alone but QEMU's blind rule would fire: keep it from firing, and at 1 % should it fire anyway
+  assert.deepEqual(planThrottle(0, 0, q, 99, true), { 'throttle-trigger-threshold': HOLD_THRESHOLD, 'cpu-throttle-initial': 1, 'max-cpu-throttle': 1 });
   assert.deepEqual(planThrottle(0, 0, q, 99, false), {});
 });
 
@@ -98,8 +98,9 @@ test('light guests get no throttle', () => {
   const m = simulate(byName('moderate'), { mode: 'controller' });
   assert.ok(m.completed);
   assert.equal(m.peakThrottle, 0);
+  // held: the trigger kept off, and pinned at 1 % should it fire anyway; never a throttle planned
   for (const a of throttleActions(m.actions)) {
-    assert.equal(a.params['cpu-throttle-initial'], undefined);
+    assert.ok((a.params['cpu-throttle-initial'] ?? 1) <= 1 && (a.params['max-cpu-throttle'] ?? 1) <= 1, JSON.stringify(a.params));
     assert.equal(a.params['cpu-throttle-increment'], undefined);
   }
   assert.ok(simulate(byName('moderate'), { mode: 'stock' }).peakThrottle > 0);

@@ -131,6 +131,7 @@ async function launch(ctx: AgentContext, p: VerbParams<'VM.migrate'>, domain: Do
       ...(p.autoConvergeInitial !== undefined ? { autoConvergeInitial: p.autoConvergeInitial } : {}),
       ...(p.autoConvergeIncrement !== undefined ? { autoConvergeIncrement: p.autoConvergeIncrement } : {}),
       ...(facts.measuredDirtyMiBps !== undefined ? { measuredDirtyMiBps: facts.measuredDirtyMiBps } : {}),
+      ...(ctx.dirtyHistory ? { recentDirtyMiBps: ctx.dirtyHistory.recent(domain.uuid) } : {}),
     });
     // a steered migration measures the guest while its first pass runs (started through QEMU's monitor:
     // libvirt's own call would wait for the migration job to end)
