@@ -98,7 +98,8 @@ export const QEMU_RSS_OVERHEAD_MIB = 32;
  * Guest RAM that is certainly all zero, MiB (pure): a page the guest never touched was never faulted
  * into QEMU's process, so the resident set less QEMU's own memory bounds the non-zero guest memory
  * from above (pages touched and zeroed again only make it more cautious). Pre-copy skips zero pages
- * at scan speed and sends nearly nothing for them.
+ * at scan speed and sends nearly nothing for them. Not a bound when guest memory is swapped out or
+ * backed by hugetlbfs (neither is counted in the resident set): such a guest is predicted too fast.
  */
 export function zeroMiBFrom(ramMiB: number, residentMiB: number, overheadMiB = QEMU_RSS_OVERHEAD_MIB): number {
   const touched = Math.min(ramMiB, Math.max(0, residentMiB - overheadMiB));
