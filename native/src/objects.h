@@ -91,6 +91,7 @@ class NativeDomain : public Napi::ObjectWrap<NativeDomain> {
   Napi::Value MigrateSetMaxSpeed(const Napi::CallbackInfo& info);
   Napi::Value MigrateStartPostCopy(const Napi::CallbackInfo& info);
   Napi::Value QemuMonitorCommand(const Napi::CallbackInfo& info);
+  Napi::Value MemoryStats(const Napi::CallbackInfo& info);
   // dirtyrate.cc
   Napi::Value StartDirtyRateCalc(const Napi::CallbackInfo& info);
   Napi::Value GetDirtyRateStats(const Napi::CallbackInfo& info);

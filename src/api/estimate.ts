@@ -33,6 +33,9 @@ export const EstimateResultSchema = z.strictObject({
     /** false: the working set was larger than the long period showed; the whole RAM was assumed */
     workingSetMeasured: z.boolean(),
     ramMiB: z.number(),
+    /** the QEMU process's resident set, MiB: guest memory never touched is not in it, and the
+     *  forecast counts the rest of the RAM as zero pages; absent when libvirt did not report it */
+    residentMiB: z.number().optional(),
     bandwidthMiBps: z.number(),
     /** how long the measurement took, ms */
     measureMs: z.number(),

@@ -10,7 +10,8 @@ export interface VmFacts {
   vmId: string;
   vmName: string;
   ramMiB: number;
-  measured: { dirtyRateMiBps: number; workingSetMiB: number } | null;
+  /** residentMiB: the QEMU process's resident set (see PredictInput) */
+  measured: { dirtyRateMiBps: number; workingSetMiB: number; residentMiB?: number } | null;
 }
 
 export interface PlanInput {
@@ -47,7 +48,7 @@ const r1 = (x: number) => Math.round(x * 10) / 10;
 
 function summary(f: VmFacts, bandwidthMiBps: number, policy: Policy): EstimateSummary & { completed: boolean } {
   const m = f.measured!;
-  const fc = predictMigration({ ramMiB: f.ramMiB, dirtyMiBps: m.dirtyRateMiBps, workingSetMiB: m.workingSetMiB, bandwidthMiBps }, policy);
+  const fc = predictMigration({ ramMiB: f.ramMiB, dirtyMiBps: m.dirtyRateMiBps, workingSetMiB: m.workingSetMiB, bandwidthMiBps, ...(m.residentMiB !== undefined ? { residentMiB: m.residentMiB } : {}) }, policy);
   return {
     dirtyRateMiBps: r1(m.dirtyRateMiBps),
     ramMiB: f.ramMiB,

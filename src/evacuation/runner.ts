@@ -14,7 +14,7 @@ export interface EvacuationPorts {
   /** the VMs to move: running ones, or those named (throws VM_NOT_FOUND for an unknown name) */
   vms(): Promise<{ vmId: string; vmName: string; ramMiB: number }[]>;
   /** dirty rate and working set (throws when QEMU gives none) */
-  measure(vmId: string): Promise<{ dirtyRateMiBps: number; workingSetMiB: number }>;
+  measure(vmId: string): Promise<NonNullable<VmFacts['measured']>>;
   /** the destination agent's name and capacity; throws when it cannot be asked */
   capacity(dst: Destination): Promise<{ name: string; memoryFreeMiB: number; incomingSlotsFree: number }>;
   /** VM.migrate; throws an AgentError when it does not start. `measuredDirtyMiBps`: the plan's recent

@@ -15,6 +15,7 @@ import type {
   DirtyRateStats,
   DomainSummary,
   JobStats,
+  MemoryStats,
   MigrateParams,
 } from './types.js';
 
@@ -197,6 +198,9 @@ class DomainImpl implements Domain {
   }
   getDirtyRateStats(): Promise<DirtyRateStats> {
     return call(() => this.native.getDirtyRateStats());
+  }
+  memoryStats(): Promise<MemoryStats> {
+    return call(() => this.native.memoryStats());
   }
 }
 

@@ -177,6 +177,20 @@ export interface DirtyRateStats {
   [field: string]: number;
 }
 
+/**
+ * virDomainMemoryStats, keyed by the names `virsh dommemstat` prints; sizes in KiB. QEMU always gives
+ * `rss` (the QEMU process's resident set, which only holds guest pages the guest has touched, plus
+ * QEMU's own memory); most other fields need a balloon driver in the guest.
+ */
+export interface MemoryStats {
+  rss?: number;
+  actual?: number;
+  available?: number;
+  unused?: number;
+  usable?: number;
+  [field: string]: number | undefined;
+}
+
 /** Events delivered from libvirt's event loop thread. */
 export type DomainEvent =
   | { kind: 'lifecycle'; domainUuid: string; domainName: string; event: number; detail: number }
@@ -207,6 +221,8 @@ export interface Domain {
   startDirtyRateCalc(seconds: number, flags?: number): Promise<void>;
   /** The "dirtyrate" domain stats group: the state and result of the last calculation. */
   getDirtyRateStats(): Promise<DirtyRateStats>;
+  /** virDomainMemoryStats. */
+  memoryStats(): Promise<MemoryStats>;
 }
 
 export interface Connection {

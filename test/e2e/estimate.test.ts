@@ -23,7 +23,7 @@ interface Prediction {
 }
 interface Estimate {
   vmName: string;
-  measured: { dirtyRateMiBps: number; workingSetMiB: number; workingSetMeasured: boolean; ramMiB: number; bandwidthMiBps: number; measureMs: number };
+  measured: { dirtyRateMiBps: number; workingSetMiB: number; workingSetMeasured: boolean; ramMiB: number; residentMiB?: number; bandwidthMiBps: number; measureMs: number };
   convergesWithoutThrottle: boolean;
   prediction: Prediction;
   stock: Prediction;
@@ -61,6 +61,9 @@ describe('VM.estimateMigration on the lab', { skip: isRoot ? false : 'needs root
     assert.equal(e.prediction.peakThrottle, 0);
     assert.ok(e.measured.dirtyRateMiBps <= 10, `a 4 MiB/s guest measured at ${e.measured.dirtyRateMiBps} MiB/s`);
     assert.ok(e.measured.measureMs >= 4000, 'two page-sampling periods (1 s + 3 s) were taken');
+    // QEMU reports its resident set without a balloon; this guest touched little of its 512 MiB
+    const rss = e.measured.residentMiB;
+    assert.ok(rss !== undefined && rss > 0 && rss <= e.measured.ramMiB, `residentMiB ${rss} of ${e.measured.ramMiB} MiB`);
   });
 
   test('errors: unknown VM, bad bandwidth, unknown policy; a reader may not ask', { timeout: 60_000 }, async () => {
@@ -85,6 +88,7 @@ describe('VM.estimateMigration on the lab', { skip: isRoot ? false : 'needs root
     assert.equal(e.convergesWithoutThrottle, false);
     assert.ok(e.prediction.peakThrottle > 0, 'a throttle is predicted');
     assert.equal(e.measured.bandwidthMiBps, 25);
+    assert.ok(e.measured.residentMiB !== undefined && e.measured.residentMiB <= e.measured.ramMiB, `residentMiB ${e.measured.residentMiB}`);
 
     await call(agent(A), 'VM.migrate', { vmId: 'est-heavy', dst: agent(B), bandwidth: 25 });
     const s = await waitFor(

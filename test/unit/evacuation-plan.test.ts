@@ -21,6 +21,14 @@ describe('planEvacuation', () => {
     assert.deepEqual(p.vms.map((v) => v.order), [1, 2, 3]);
   });
 
+  it('the resident set reaches the forecast: an untouched guest is predicted shorter', () => {
+    const plan = (residentMiB?: number) =>
+      planEvacuation({ vms: [{ vmId: 'g', vmName: 'g', ramMiB: 1024, measured: { dirtyRateMiBps: 5, workingSetMiB: 1024, ...(residentMiB !== undefined ? { residentMiB } : {}) } }], bandwidthMiBps: 100, maxParallel: 1, policy });
+    const all = plan().vms[0]!.estimate!.timeSec;
+    const little = plan(128).vms[0]!.estimate!.timeSec;
+    assert.ok(little < all - 5, `${little} s vs ${all} s`);
+  });
+
   it('a single light VM beside heavy ones gets the whole link', () => {
     const p = planEvacuation({ vms: [heavy('h1'), light('l1')], bandwidthMiBps: 100, maxParallel: 4, policy });
     assert.equal(p.parallel, 1);

@@ -87,6 +87,9 @@ class FakeDomain implements Domain {
   getDirtyRateStats(): Promise<Record<string, number>> {
     return Promise.resolve({});
   }
+  memoryStats(): Promise<Record<string, number>> {
+    return Promise.resolve({});
+  }
   complete(): void {
     this.endMigration?.();
   }

@@ -29,13 +29,30 @@ async function measure(domain: Domain, seconds: number): Promise<number> {
   }
 }
 
-/** The dirty rate (short period) and the working set (long period) of a running guest. */
-export async function measureGuest(domain: Domain, ramMiB: number): Promise<{ shortMiBps: number; longMiBps: number; ws: { workingSetMiB: number; bounded: boolean }; measureMs: number }> {
+/** The QEMU process's resident set, MiB, or undefined when libvirt does not give it: the estimate
+ *  then keeps the simulator's default zero-page share rather than failing. */
+async function residentMiB(domain: Domain): Promise<number | undefined> {
+  const rssKiB = await domain.memoryStats().then((s) => s.rss, () => undefined);
+  return rssKiB === undefined ? undefined : Math.round(rssKiB / 1024);
+}
+
+export interface GuestMeasurement {
+  shortMiBps: number;
+  longMiBps: number;
+  ws: { workingSetMiB: number; bounded: boolean };
+  /** the QEMU process's resident set after the sampling, MiB (bounds the non-zero guest memory) */
+  residentMiB: number | undefined;
+  measureMs: number;
+}
+
+/** The dirty rate (short period), the working set (long period) and the resident set of a running guest. */
+export async function measureGuest(domain: Domain, ramMiB: number): Promise<GuestMeasurement> {
   const started = performance.now();
   const shortMiBps = await measure(domain, SHORT_PERIOD_SEC);
   const longMiBps = await measure(domain, LONG_PERIOD_SEC);
+  const resident = await residentMiB(domain);
   const measureMs = Math.round(performance.now() - started);
-  return { shortMiBps, longMiBps, ws: workingSetFrom({ shortMiBps, longMiBps, longSec: LONG_PERIOD_SEC, ramMiB }), measureMs };
+  return { shortMiBps, longMiBps, ws: workingSetFrom({ shortMiBps, longMiBps, longSec: LONG_PERIOD_SEC, ramMiB }), residentMiB: resident, measureMs };
 }
 
 async function estimate(ctx: AgentContext, p: VerbParams<'VM.estimateMigration'>): Promise<EstimateResult> {
@@ -47,14 +64,14 @@ async function estimate(ctx: AgentContext, p: VerbParams<'VM.estimateMigration'>
     throw new AgentError('VM_NOT_RUNNING', `VM ${domain.name} is ${stateName(state)}: its dirty rate cannot be measured`, { vmId: domain.uuid, state: stateName(state) });
   }
   const ramMiB = Math.round(info.maxMemKiB / 1024);
-  const { shortMiBps, longMiBps, ws, measureMs } = await measureGuest(domain, ramMiB);
+  const { shortMiBps, longMiBps, ws, residentMiB: resident, measureMs } = await measureGuest(domain, ramMiB);
   const bandwidthMiBps = p.bandwidth ?? policy.bandwidthMiBps ?? DEFAULT_ESTIMATE_BANDWIDTH_MIBPS;
-  const forecast = predictMigration({ ramMiB, dirtyMiBps: shortMiBps, workingSetMiB: ws.workingSetMiB, bandwidthMiBps }, policy);
-  ctx.logger.info({ vm: domain.name, shortMiBps, longMiBps, workingSetMiB: ws.workingSetMiB, bandwidthMiBps, policy: policy.name, forecast }, 'migration estimated');
+  const forecast = predictMigration({ ramMiB, dirtyMiBps: shortMiBps, workingSetMiB: ws.workingSetMiB, bandwidthMiBps, ...(resident !== undefined ? { residentMiB: resident } : {}) }, policy);
+  ctx.logger.info({ vm: domain.name, shortMiBps, longMiBps, workingSetMiB: ws.workingSetMiB, residentMiB: resident, bandwidthMiBps, policy: policy.name, forecast }, 'migration estimated');
   return {
     vmId: domain.uuid,
     vmName: domain.name,
-    measured: { dirtyRateMiBps: shortMiBps, workingSetMiB: ws.workingSetMiB, workingSetMeasured: ws.bounded, ramMiB, bandwidthMiBps, measureMs },
+    measured: { dirtyRateMiBps: shortMiBps, workingSetMiB: ws.workingSetMiB, workingSetMeasured: ws.bounded, ramMiB, ...(resident !== undefined ? { residentMiB: resident } : {}), bandwidthMiBps, measureMs },
     convergesWithoutThrottle: forecast.convergesWithoutThrottle,
     prediction: forecast.prediction,
     stock: forecast.stock,

@@ -40,7 +40,7 @@ function ports(ctx: AgentContext, p: VerbParams<'Host.evacuate'>, vms: Vm[]): Ev
       const domain = await conn.lookupByUuid(vmId);
       const ramMiB = vms.find((v) => v.vmId === vmId)?.ramMiB ?? Math.round((await domain.getInfo()).maxMemKiB / 1024);
       const m = await measureGuest(domain, ramMiB);
-      return { dirtyRateMiBps: m.shortMiBps, workingSetMiB: m.ws.workingSetMiB };
+      return { dirtyRateMiBps: m.shortMiBps, workingSetMiB: m.ws.workingSetMiB, ...(m.residentMiB !== undefined ? { residentMiB: m.residentMiB } : {}) };
     },
     capacity: async (dst) => {
       const caps = await destinationCapabilities(destinationKey(dst), rules);
