@@ -60,7 +60,8 @@ export const EvacuationVmSchema = z.strictObject({
   /** MiB/s given to the migration (its share of the link) */
   bandwidthMiBps: z.number().nullable(),
   estimate: EstimateSummarySchema.nullable(),
-  /** each try: the destination, the migration id and how it ended */
+  /** each try: the destination, the migration id and how it ended (`interrupted`: aborted by the agent's
+   *  own stop, and started again after its restart; it counts against neither the retry nor the destination) */
   attempts: z.array(
     z.strictObject({
       destination: z.string(),

@@ -4,7 +4,7 @@ import type { Logger } from 'pino';
 import { isMigrationActive } from '../api/results.js';
 import { MigrationManager } from '../migration/manager.js';
 import { AdmissionDesk } from '../migration/admission.js';
-import { EvacuationRegistry } from '../evacuation/runner.js';
+import { EvacuationRegistry } from '../evacuation/registry.js';
 import { evacuationVerbs } from './verbs/evacuate.js';
 import type { DomainEvent } from '../libvirt/types.js';
 import type { AgentContext, AgentSettings, ControllerFactory } from './context.js';
@@ -12,6 +12,8 @@ import { DirtyRateHistory } from './dirty-history.js';
 import { LibvirtLink } from './libvirt-link.js';
 import { MigrationLedger } from '../migration/ledger.js';
 import { adoptRecorded } from './orphans.js';
+import { EvacuationStore } from '../evacuation/store.js';
+import { resumeEvacuations } from './evacuation-resume.js';
 import { startRpcServer, type RefusedHook, type RpcLimits, type RpcServer } from './rpc/server.js';
 import { estimateVerbs } from './verbs/estimate.js';
 import { eventVerbs } from './verbs/events.js';
@@ -47,6 +49,7 @@ export interface Agent {
 export async function startAgent(opts: AgentOptions): Promise<Agent> {
   const ledger = opts.stateDir !== undefined ? new MigrationLedger(opts.stateDir) : undefined;
   const manager = new MigrationManager(opts.maxOutgoing, ledger);
+  const evacuationStore = opts.stateDir !== undefined ? new EvacuationStore(opts.stateDir) : undefined;
   const onEvent = (ev: DomainEvent): void => {
     // a lifecycle change (paused for post-copy, resumed, stopped) is sampled at once, like a pass boundary
     if (ev.kind === 'migration-iteration' || ev.kind === 'lifecycle') manager.onIteration(ev.domainUuid);
@@ -60,7 +63,9 @@ export async function startAgent(opts: AgentOptions): Promise<Agent> {
     libvirt,
     manager,
     desk: new AdmissionDesk(opts.maxIncoming),
-    evacuations: new EvacuationRegistry(),
+    // an evacuation dropped from the kept ones takes its record along
+    evacuations: new EvacuationRegistry((id) => evacuationStore?.remove(id)),
+    ...(evacuationStore ? { evacuationStore } : {}),
     controllers: opts.controllers,
     logger: opts.logger,
   };
@@ -98,6 +103,12 @@ export async function startAgent(opts: AgentOptions): Promise<Agent> {
   // Without libvirt the records stay for the next start.
   try {
     if (ledger && connected) await adoptRecorded(context, ledger);
+    // after the adoptions: a resumed evacuation follows the migrations they took over
+    if (evacuationStore && connected) {
+      await resumeEvacuations(context, evacuationStore).catch((err: unknown) =>
+        opts.logger.error({ event: 'evacuation.resume_failed', err: String(err) }, 'could not go on with a recorded evacuation; its record stays for the next start'),
+      );
+    }
   } finally {
     adoptionDone();
   }
@@ -109,6 +120,8 @@ export async function startAgent(opts: AgentOptions): Promise<Agent> {
     async stop() {
       // Never leave a migration running unattended: answer the waiting ones (cancelled) so none
       // starts now, then abort the running ones; the guests stay on this host.
+      // the evacuation stops where it is, recorded: the next agent goes on with it
+      context.evacuations.halt();
       manager.close();
       await context.dirtyHistory?.stop();
       const active = manager.list().filter((s) => isMigrationActive(s.state));

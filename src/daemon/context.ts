@@ -1,7 +1,8 @@
 import type { Logger } from 'pino';
 import type { MigrationManager } from '../migration/manager.js';
 import type { AdmissionDesk } from '../migration/admission.js';
-import type { EvacuationRegistry } from '../evacuation/runner.js';
+import type { EvacuationRegistry } from '../evacuation/registry.js';
+import type { EvacuationStore } from '../evacuation/store.js';
 import type { Action, ControllerContext, ControllerPort } from '../controller/types.js';
 import type { DirtyRateHistory } from './dirty-history.js';
 import type { LibvirtLink } from './libvirt-link.js';
@@ -86,6 +87,8 @@ export interface AgentContext {
   manager: MigrationManager;
   desk: AdmissionDesk;
   evacuations: EvacuationRegistry;
+  /** the evacuations' records in the state directory; none: evacuations live in memory only */
+  evacuationStore?: EvacuationStore;
   controllers: ControllerFactory;
   logger: Logger;
   /** the guests' dirty rates sampled now and then; absent: sampling is off */

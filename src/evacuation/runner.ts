@@ -9,6 +9,8 @@ import { isMigrationActive, type MigrationStatus } from '../api/results.js';
 import { destinationKey } from '../migration/destination.js';
 import type { Policy } from '../controller/policy.js';
 import { chooseDestination, planEvacuation, predictRemainingSec, startable, type DestinationUse, type DestinationView, type VmFacts } from './plan.js';
+import type { RunnerState, StartIntent } from './record.js';
+import { countedAttempts, excludedByAttempts } from './resume.js';
 
 export interface EvacuationPorts {
   /** the VMs to move: running ones, or those named (throws VM_NOT_FOUND for an unknown name) */
@@ -36,6 +38,17 @@ export interface EvacuationOptions {
   tickMs?: number;
 }
 
+/** Persistence and resumption (./record.ts, ./resume.ts); none: the evacuation lives in memory only. */
+export interface EvacuationHooks {
+  /** what a successor needs, at creation and at each change. Throwing at creation fails the
+   *  request; before a migration starts, that VM is not started (write-ahead) */
+  save?(state: RunnerState): void;
+  /** a save after a change failed (the evacuation goes on; a successor would resume from the older record) */
+  onSaveError?(err: unknown): void;
+  /** go on from where a predecessor left it: the status (./resume.ts resumedStatus) and the plan's parallelism */
+  from?: { status: EvacuationStatus; parallel: number | null; cancelRequested: boolean };
+}
+
 /** A plan's measurement is handed to a migration started within this long of it; later the guest may
  *  have changed, and the migration measures afresh. */
 export const MEASUREMENT_FRESH_MS = 30_000;
@@ -50,12 +63,16 @@ const errorInfo = (e: unknown): ErrorInfo => errorRecord(e, { code: -32603, name
 export class Evacuation extends EventEmitter<{ change: [EvacuationStatus] }> {
   readonly status: EvacuationStatus;
   readonly done: Promise<EvacuationStatus>;
-  private readonly started = Date.now();
+  private readonly started: number;
   private parallel = 1;
   private views: DestinationView[] = [];
   private readonly use = new Map<string, DestinationUse>();
-  private readonly excluded = new Map<string, Set<string>>();
+  private readonly excluded: Map<string, Set<string>>;
   private cancelled = false;
+  /** the agent is stopping: nothing more is started, followed or recorded */
+  private halted = false;
+  /** migrations being started (write-ahead, for a successor) */
+  private starting: StartIntent[] = [];
   private wake: (() => void) | null = null;
   /** dirty rates measured while planning, and when */
   private readonly measured = new Map<string, { mibPerSec: number; atMs: number }>();
@@ -63,9 +80,15 @@ export class Evacuation extends EventEmitter<{ change: [EvacuationStatus] }> {
   constructor(
     private readonly opts: EvacuationOptions,
     private readonly ports: EvacuationPorts,
+    private readonly hooks: EvacuationHooks = {},
   ) {
     super();
-    this.status = {
+    const from = hooks.from;
+    this.started = from ? Date.parse(from.status.startedAt) : Date.now();
+    this.excluded = from ? excludedByAttempts(from.status.vms) : new Map();
+    this.cancelled = from?.cancelRequested ?? false;
+    if (from?.parallel) this.parallel = from.parallel;
+    this.status = from ? structuredClone(from.status) : {
       evacuationId: opts.evacuationId,
       state: 'planning',
       startedAt: new Date(this.started).toISOString(),
@@ -80,7 +103,14 @@ export class Evacuation extends EventEmitter<{ change: [EvacuationStatus] }> {
       vms: [],
       error: null,
     };
+    hooks.save?.(this.state()); // before the id is handed out
     this.done = this.run();
+  }
+
+  /** The agent stops: the evacuation is left as last recorded, for the next agent to go on with. */
+  halt(): void {
+    this.halted = true;
+    this.wake?.();
   }
 
   get active(): boolean {
@@ -113,10 +143,12 @@ export class Evacuation extends EventEmitter<{ change: [EvacuationStatus] }> {
 
   private async run(): Promise<EvacuationStatus> {
     try {
-      await this.plan();
-      this.status.state = this.cancelled ? 'cancelled' : 'running';
+      if (this.status.state === 'planning') {
+        await this.plan();
+        this.status.state = this.cancelled ? 'cancelled' : 'running';
+      } else await this.resumeDestinations();
       this.changed();
-      while (this.status.vms.some((v) => v.state === 'waiting' || v.state === 'migrating')) {
+      while (!this.halted && this.status.vms.some((v) => v.state === 'waiting' || v.state === 'migrating')) {
         this.follow();
         if (!this.cancelled) await this.startWhatMay();
         await new Promise<void>((resolve) => {
@@ -131,6 +163,7 @@ export class Evacuation extends EventEmitter<{ change: [EvacuationStatus] }> {
     } catch (err) {
       this.status.error = errorInfo(err);
     }
+    if (this.halted) return this.snapshot();
     this.status.state = this.cancelled ? 'cancelled' : 'finished';
     this.status.endedAt = new Date().toISOString();
     this.changed();
@@ -139,13 +172,7 @@ export class Evacuation extends EventEmitter<{ change: [EvacuationStatus] }> {
 
   private async plan(): Promise<void> {
     const [vms, dests] = await Promise.all([this.ports.vms(), this.askDestinations()]);
-    this.status.destinations = dests;
-    this.views = dests.map((d) => ({
-      key: d.destination,
-      usable: d.state !== 'unreachable',
-      memoryFreeMiB: d.memoryFreeMiB,
-      incomingSlotsFree: d.incomingSlotsFree,
-    }));
+    this.setDestinations(dests);
     // measured side by side: page sampling of one guest does not disturb another's
     const facts = await Promise.all(
       vms.map(async (v): Promise<VmFacts> => ({ ...v, measured: await this.ports.measure(v.vmId).catch(() => null) })),
@@ -153,6 +180,7 @@ export class Evacuation extends EventEmitter<{ change: [EvacuationStatus] }> {
     for (const f of facts) if (f.measured) this.measured.set(f.vmId, { mibPerSec: f.measured.dirtyRateMiBps, atMs: Date.now() });
     const plan = planEvacuation({ vms: facts, bandwidthMiBps: this.opts.bandwidthMiBps, maxParallel: this.opts.maxParallel, policy: this.opts.policy });
     this.parallel = plan.parallel;
+    if (this.halted) return;
     // tentative placement, for status: as if each went in order
     const tentative = new Map<string, DestinationUse>();
     this.status.vms = plan.vms.map((p): EvacuationVm => {
@@ -175,6 +203,30 @@ export class Evacuation extends EventEmitter<{ change: [EvacuationStatus] }> {
         error: null,
       };
     });
+  }
+
+  private setDestinations(dests: EvacuationDestination[]): void {
+    this.status.destinations = dests;
+    this.views = dests.map((d) => ({
+      key: d.destination,
+      usable: d.state !== 'unreachable',
+      memoryFreeMiB: d.memoryFreeMiB,
+      incomingSlotsFree: d.incomingSlotsFree,
+    }));
+  }
+
+  /** Resumed: the plan stands; the destinations are asked again (one found unreachable stays
+   *  skipped), and the migrations still running hold their place on theirs. */
+  private async resumeDestinations(): Promise<void> {
+    const before = new Map(this.status.destinations.map((d) => [d.destination, d]));
+    const asked = await this.askDestinations();
+    this.setDestinations(asked.map((d) => (before.get(d.destination)?.state === 'unreachable' ? before.get(d.destination)! : d)));
+    for (const v of this.status.vms) {
+      if (v.state !== 'migrating') continue;
+      const u = this.useOf(v.attempts[v.attempts.length - 1]!.destination);
+      u.inFlight += 1;
+      u.memoryMiB += v.ramMiB;
+    }
   }
 
   private async askDestinations(): Promise<EvacuationDestination[]> {
@@ -239,7 +291,7 @@ export class Evacuation extends EventEmitter<{ change: [EvacuationStatus] }> {
     this.excluded.set(v.vmId, ex);
     v.error = error;
     if (byCancel) v.state = 'cancelled';
-    else if (this.cancelled || v.attempts.length >= MAX_ATTEMPTS) v.state = this.cancelled ? 'cancelled' : 'failed';
+    else if (this.cancelled || countedAttempts(v) >= MAX_ATTEMPTS) v.state = this.cancelled ? 'cancelled' : 'failed';
     else {
       v.state = 'waiting';
       v.placementReason = `retry on another destination: ${key} failed it (${error.name})`;
@@ -256,6 +308,7 @@ export class Evacuation extends EventEmitter<{ change: [EvacuationStatus] }> {
   private async startWhatMay(): Promise<void> {
     const order = startable(this.status.vms, this.parallel);
     for (const i of order) {
+      if (this.halted) return;
       const v = this.status.vms[i]!;
       const place = chooseDestination(v.ramMiB, this.views, this.use, this.excluded.get(v.vmId) ?? new Set());
       if (place.key === null) {
@@ -272,8 +325,23 @@ export class Evacuation extends EventEmitter<{ change: [EvacuationStatus] }> {
       const bw = v.bandwidthMiBps ?? this.opts.bandwidthMiBps;
       v.destination = place.key;
       v.placementReason = place.reason;
+      // write-ahead: a successor looks for a migration of this VM started from now on
+      const intent: StartIntent = { vmId: v.vmId, destination: place.key, atMs: Date.now() };
+      this.starting.push(intent);
       try {
-        const { migrationId } = await this.ports.migrate(v.vmId, dst, bw, this.freshMeasurement(v.vmId));
+        this.hooks.save?.(this.state());
+      } catch (err) {
+        this.starting = this.starting.filter((x) => x !== intent);
+        v.state = 'failed';
+        v.error = { ...errorInfo(err), message: `${(err as Error).message}; the migration was not started` };
+        this.changed();
+        continue;
+      }
+      try {
+        const { migrationId } = await this.ports.migrate(v.vmId, dst, bw, this.freshMeasurement(v.vmId)).finally(() => {
+          this.starting = this.starting.filter((x) => x !== intent);
+        });
+        if (this.halted) return; // the record keeps the intent; the successor finds the migration
         v.state = 'migrating';
         v.attempts.push({ destination: place.key, migrationId, state: 'running', error: null });
         const u = this.useOf(place.key);
@@ -281,6 +349,7 @@ export class Evacuation extends EventEmitter<{ change: [EvacuationStatus] }> {
         u.memoryMiB += v.ramMiB;
         v.migration = this.ports.status(v.vmId);
       } catch (err) {
+        if (this.halted) return;
         const e = errorInfo(err);
         if (e.name === 'TOO_MANY_MIGRATIONS' && err instanceof AgentError && err.details.direction === 'outgoing') break; // this host is full: wait
         if (e.name === 'VM_NOT_FOUND' || e.name === 'VM_NOT_RUNNING' || e.name === 'MIGRATION_IN_PROGRESS') {
@@ -322,28 +391,18 @@ export class Evacuation extends EventEmitter<{ change: [EvacuationStatus] }> {
     }
   }
 
+  private state(): RunnerState {
+    return { status: this.snapshot(), parallel: this.status.state === 'planning' ? null : this.parallel, cancelRequested: this.cancelled, starting: [...this.starting] };
+  }
+
   private changed(): void {
-    this.emit('change', this.snapshot());
-  }
-}
-
-/** The evacuations of this host: one running at a time, the last few kept for their status. */
-export class EvacuationRegistry extends EventEmitter<{ change: [EvacuationStatus] }> {
-  private readonly all = new Map<string, Evacuation>();
-
-  start(opts: EvacuationOptions, ports: EvacuationPorts): Evacuation {
-    const running = [...this.all.values()].find((e) => e.active);
-    if (running) throw new AgentError('EVACUATION_IN_PROGRESS', `evacuation ${running.status.evacuationId} of this host is still running`, { evacuationId: running.status.evacuationId });
-    const e = new Evacuation(opts, ports);
-    e.on('change', (s) => this.emit('change', s));
-    this.all.set(opts.evacuationId, e);
-    for (const [id, old] of this.all) if (this.all.size > 20 && !old.active) this.all.delete(id);
-    return e;
-  }
-
-  get(evacuationId: string): Evacuation {
-    const e = this.all.get(evacuationId);
-    if (!e) throw new AgentError('NO_EVACUATION', `no evacuation ${evacuationId} on this host`, { evacuationId });
-    return e;
+    if (this.halted) return;
+    const state = this.state();
+    this.emit('change', structuredClone(state.status));
+    try {
+      this.hooks.save?.(state);
+    } catch (err) {
+      this.hooks.onSaveError?.(err);
+    }
   }
 }

@@ -1,13 +1,19 @@
 // End to end on a lab of three hosts: Host.evacuate empties host a into b and c through the agents,
-// with real libvirt and QEMU guests, driven by an independent JSON-RPC client (and once by the CLI).
+// with real libvirt and QEMU guests, driven by an independent JSON-RPC client (and once by the CLI);
+// its evacuation.state notifications are checked against the final status, and its source agent is
+// killed and restarted mid-evacuation once.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { fileURLToPath } from 'node:url';
-import { defineGuest, destroyGuest, labDown, labUp, type LabHostInfo } from '../../src/lab/index.js';
+import { AgentClient } from 'vmigrate/client';
+import { defineGuest, destroyGuest, labDir, labDown, labUp, type LabHostInfo } from '../../src/lab/index.js';
 import { killAgent, restartAgent } from '../../src/lab/host-control.js';
 import type { EvacuationStatus } from '../../src/api/evacuation.js';
+import { readTlsPaths } from '../../src/client/tls.js';
 import { call, operatorTlsPaths, useClientTls, waitFor } from '../helpers/raw-rpc.js';
 import { agentUrl, vmsOn } from '../helpers/lab-hosts.js';
 
@@ -41,6 +47,52 @@ async function runsExactlyOnce(names: string[]): Promise<Record<string, string>>
   return where;
 }
 
+/** Every evacuation.state notification host a's agent sends one connection, from subscription on. */
+async function watchEvacuations(): Promise<{ all: EvacuationStatus[]; close(): Promise<void> }> {
+  const client = await AgentClient.connect(agentUrl(A), { tls: readTlsPaths(operatorTlsPaths()) });
+  const all: EvacuationStatus[] = [];
+  client.on('notification', (n) => {
+    if (n.method === 'evacuation.state') all.push(n.params as EvacuationStatus);
+  });
+  assert.deepEqual((await client.subscribe({ topics: ['evacuation.state'] })).topics, ['evacuation.state']);
+  return { all, close: () => client.close() };
+}
+
+const END_STATES = new Set(['done', 'failed', 'cancelled']);
+const endedVms = (s: EvacuationStatus): number => s.vms.filter((v) => END_STATES.has(v.state)).length;
+
+/**
+ * The notifications of one evacuation, in the order received: nothing goes back, one VM changes
+ * state per notification, each VM reaches its end state once (and stays there), and one last
+ * notification, of the ended evacuation, says what the final status says.
+ */
+function assertEventsMatch(notes: EvacuationStatus[], final: EvacuationStatus): void {
+  const mine = notes.filter((n) => n.evacuationId === final.evacuationId);
+  assert.ok(mine.length >= final.vms.length + 1, `${mine.length} notifications for ${final.vms.length} VMs`);
+  for (const [i, n] of mine.entries()) {
+    if (i === 0) continue;
+    const prev = mine[i - 1]!;
+    assert.ok(n.elapsedMs >= prev.elapsedMs, `notification ${i}: elapsedMs went back`);
+    assert.ok(endedVms(n) >= endedVms(prev), `notification ${i}: a VM left its end state`);
+    const changed = n.vms.filter((v) => prev.vms.find((p) => p.vmId === v.vmId)?.state !== v.state);
+    assert.ok(changed.length <= 1, `notification ${i}: ${changed.map((v) => v.vmName).join(', ')} changed at once`);
+  }
+  for (const v of final.vms) {
+    const states = mine.map((n) => n.vms.find((x) => x.vmId === v.vmId)?.state ?? 'absent');
+    const reached = states.filter((st, i) => st === v.state && states[i - 1] !== v.state).length;
+    assert.equal(reached, 1, `${v.vmName} reaches ${v.state} in exactly one notification: ${states.join(' ')}`);
+    assert.ok(states.slice(states.indexOf(v.state)).every((st) => st === v.state), `${v.vmName} stays ${v.state}`);
+  }
+  const endedAt = mine.findIndex((n) => n.state === 'finished' || n.state === 'cancelled');
+  assert.equal(endedAt, mine.length - 1, 'one notification of the ended evacuation, the last');
+  const last = mine[endedAt]!;
+  assert.deepEqual([last.state, last.endedAt, last.totals], [final.state, final.endedAt, final.totals]);
+  assert.deepEqual(
+    last.vms.map((v) => [v.vmId, v.state, v.destination, v.attempts.map((a) => a.migrationId)]),
+    final.vms.map((v) => [v.vmId, v.state, v.destination, v.attempts.map((a) => a.migrationId)]),
+  );
+}
+
 const status = (id: string) => call<EvacuationStatus>(agentUrl(A), 'Host.evacuationStatus', { evacuationId: id });
 const ended = (s: EvacuationStatus) => s.state === 'finished' || s.state === 'cancelled';
 
@@ -63,13 +115,17 @@ describe('Host.evacuate on a lab of three hosts', { skip: !isRoot && 'needs root
     await labDown();
   });
 
-  test('the CLI evacuates every VM; each runs exactly once on b or c; an unreachable destination is skipped', async () => {
+  test('the CLI evacuates every VM; each runs exactly once on b or c; an unreachable destination is skipped; a subscriber sees it happen', async () => {
     const names = ['e1', 'e2', 'e3'];
     await guests(names);
     const tls = operatorTlsPaths();
     const env = { ...process.env, VMIGRATE_AGENT: agentUrl(A), VMIGRATE_CA: tls.ca, VMIGRATE_CERT: tls.cert, VMIGRATE_KEY: tls.key };
+    const watch = await watchEvacuations();
     const { stdout } = await execFileP(process.execPath, [CLI, '--json', 'evacuate', '--to', [agentUrl(B), agentUrl(C), deadUrl].join(','), '--watch'], { timeout: 150_000, env });
     const s = JSON.parse(stdout) as EvacuationStatus;
+    await waitFor(async () => watch.all.some((n) => n.evacuationId === s.evacuationId && n.state === 'finished'), (seen) => seen, 10_000, 100);
+    await watch.close();
+    assertEventsMatch(watch.all, s);
     assert.equal(s.state, 'finished');
     assert.deepEqual([s.totals.vms, s.totals.done, s.totals.failed, s.totals.remaining], [3, 3, 0, 0]);
     assert.equal(s.destinations.find((d) => d.destination === deadUrl)?.state, 'unreachable');
@@ -159,6 +215,71 @@ describe('Host.evacuate on a lab of three hosts', { skip: !isRoot && 'needs root
       await restartAgent('c');
       await restartAgent('b');
     }
+  });
+
+  test('the source agent killed (kill -9) and restarted mid-evacuation: the successor goes on under the same evacuationId and empties the host', async () => {
+    const names = ['r1', 'r2', 'r3'];
+    await guests(names);
+    // one at a time, each capped at 12 MiB/s (several seconds each): the kill lands with one done, one running, one waiting
+    const { evacuationId } = await call<{ evacuationId: string }>(agentUrl(A), 'Host.evacuate', { destinations: [agentUrl(B), agentUrl(C)], maxParallel: 1, bandwidth: 12 });
+    assert.ok(existsSync(join(labDir(), 'a', 'agent-state', `evacuation-${evacuationId}.json`)), 'recorded in the state directory');
+    const before = await waitFor(() => status(evacuationId), (s) => s.totals.done >= 1 && s.totals.running === 1, 120_000, 200);
+    const doneBefore = before.vms.find((v) => v.state === 'done')!;
+    const running = before.vms.find((v) => v.state === 'migrating')!;
+    const runningId = running.attempts[running.attempts.length - 1]!.migrationId;
+    await killAgent('a');
+    await restartAgent('a');
+
+    const afterRestart = await status(evacuationId);
+    assert.equal(afterRestart.evacuationId, evacuationId);
+    assert.equal(afterRestart.startedAt, before.startedAt);
+    assert.deepEqual(afterRestart.vms.map((v) => v.vmId), before.vms.map((v) => v.vmId), 'the same plan, in the same order');
+    const kept = afterRestart.vms.find((v) => v.vmId === doneBefore.vmId)!;
+    assert.equal(kept.state, 'done');
+    assert.deepEqual(kept.attempts, doneBefore.attempts, 'a finished VM keeps its result');
+    // the running migration is followed under the evacuation, not started again
+    const followed = afterRestart.vms.find((v) => v.vmId === running.vmId)!;
+    assert.deepEqual(followed.attempts.map((a) => a.migrationId), [runningId], JSON.stringify(followed.attempts));
+
+    const watch = afterRestart.state === 'running' ? await watchEvacuations() : null;
+    const s = await waitFor(() => status(evacuationId), ended, 180_000, 1000);
+    assert.equal(s.state, 'finished');
+    assert.deepEqual([s.totals.vms, s.totals.done, s.totals.failed], [3, 3, 0], JSON.stringify(s.vms.map((v) => [v.vmName, v.state, v.error, v.attempts])));
+    const adopted = s.vms.find((v) => v.vmId === running.vmId)!;
+    assert.deepEqual(adopted.attempts.map((a) => [a.migrationId, a.state]), [[runningId, 'completed']]);
+    assert.ok(adopted.migration?.adoption, 'its migration was adopted by the restarted agent');
+    for (const v of s.vms) assert.equal(v.attempts.filter((a) => a.state === 'completed').length, 1, `${v.vmName}: one migration completed`);
+    if (watch) {
+      await waitFor(async () => watch.all.some((n) => n.evacuationId === evacuationId && n.state === 'finished'), (seen) => seen, 10_000, 100);
+      await watch.close();
+      const last = watch.all.filter((n) => n.evacuationId === evacuationId).at(-1)!;
+      assert.deepEqual([last.state, last.totals], [s.state, s.totals], 'subscribers of the restarted agent hear the end');
+    }
+    assert.equal((await vmsOn(A)).filter((v) => v.state === 'running').length, 0, 'host a is empty');
+    await runsExactlyOnce(names);
+    await destroyEverywhere(names);
+  });
+
+  test('the source agent stopped (SIGTERM) mid-evacuation: the migration it aborts on the way out is started again by its successor', async () => {
+    const names = ['s1', 's2'];
+    await guests(names);
+    const { evacuationId } = await call<{ evacuationId: string }>(agentUrl(A), 'Host.evacuate', { destinations: [agentUrl(B)], maxParallel: 1, bandwidth: 12 });
+    const before = await waitFor(() => status(evacuationId), (s) => s.totals.running === 1, 120_000, 200);
+    const running = before.vms.find((v) => v.state === 'migrating')!;
+    await restartAgent('a'); // TERM: the agent aborts its running migration (the VM stays here) and stops
+
+    const afterRestart = await status(evacuationId);
+    const again = afterRestart.vms.find((v) => v.vmId === running.vmId)!;
+    assert.ok(['waiting', 'migrating'].includes(again.state), again.state);
+    assert.equal(again.attempts[0]!.state, 'interrupted', JSON.stringify(again.attempts));
+    const s = await waitFor(() => status(evacuationId), ended, 180_000, 1000);
+    assert.equal(s.state, 'finished');
+    assert.equal(s.totals.done, 2, JSON.stringify(s.vms.map((v) => [v.vmName, v.state, v.error, v.attempts])));
+    assert.deepEqual(s.vms.find((v) => v.vmId === running.vmId)!.attempts.map((a) => a.state), ['interrupted', 'completed']);
+    assert.equal((await vmsOn(A)).filter((v) => v.state === 'running').length, 0, 'host a is empty');
+    const where = await runsExactlyOnce(names);
+    assert.deepEqual(Object.values(where), ['b', 'b']);
+    await destroyEverywhere(names);
   });
 });
 

@@ -4,6 +4,8 @@ import { AgentError } from '../../src/api/errors.js';
 import type { MigrationStatus } from '../../src/api/results.js';
 import { builtinPolicy } from '../../src/controller/policy.js';
 import { Evacuation, type EvacuationPorts } from '../../src/evacuation/runner.js';
+import { EvacuationRegistry, KEPT_EVACUATIONS } from '../../src/evacuation/registry.js';
+import type { RunnerState } from '../../src/evacuation/record.js';
 
 interface Fake {
   ports: EvacuationPorts;
@@ -137,5 +139,104 @@ describe('Evacuation runner', () => {
     await e.cancel(true);
     const s = await e.done;
     assert.equal(s.totals.cancelled, 2);
+  });
+
+  it('records at creation and at each change; a migration is recorded as being started before VM.migrate is called', async () => {
+    const f = fake(['v1'], { b: 4000 });
+    const saved: RunnerState[] = [];
+    const migrate = f.ports.migrate;
+    let seenAtStart: RunnerState | undefined;
+    f.ports.migrate = async (...a) => {
+      seenAtStart = structuredClone(saved[saved.length - 1]);
+      return migrate(...a);
+    };
+    const e = new Evacuation(opts(['b']), f.ports, { save: (s) => saved.push(structuredClone(s)) });
+    assert.equal(saved[0]!.status.state, 'planning');
+    assert.equal(saved[0]!.parallel, null);
+    await until(() => f.started.length === 1);
+    assert.deepEqual(seenAtStart!.starting.map((i) => [i.vmId, i.destination]), [['v1', 'b']]);
+    await until(() => saved[saved.length - 1]!.status.vms[0]!.state === 'migrating');
+    assert.deepEqual(saved[saved.length - 1]!.starting, []);
+    f.finish('v1', 'completed');
+    await e.done;
+    const last = saved[saved.length - 1]!;
+    assert.equal(last.status.state, 'finished');
+    assert.equal(last.status.vms[0]!.state, 'done');
+  });
+
+  it('a record that cannot be written: at creation the request fails; before a start the VM is not started', async () => {
+    const f = fake(['v1'], { b: 4000 });
+    assert.throws(() => new Evacuation(opts(['b']), f.ports, { save: () => { throw new AgentError('STATE_WRITE_FAILED', 'disk full'); } }), /disk full/);
+    let n = 0;
+    const errors: unknown[] = [];
+    const e = new Evacuation(opts(['b']), f.ports, {
+      save: (s) => {
+        n++;
+        if (s.starting.length > 0) throw new AgentError('STATE_WRITE_FAILED', 'disk full');
+      },
+      onSaveError: (err) => errors.push(err),
+    });
+    const s = await e.done;
+    assert.equal(f.started.length, 0);
+    assert.equal(s.vms[0]!.state, 'failed');
+    assert.equal(s.vms[0]!.error!.name, 'STATE_WRITE_FAILED');
+    assert.ok(n > 2 && errors.length === 0);
+  });
+
+  it('halt (the agent stops): nothing more is started or recorded, and the evacuation is not ended', async () => {
+    const f = fake(['v1', 'v2', 'v3'], { b: 4000 });
+    const saved: RunnerState[] = [];
+    const e = new Evacuation({ ...opts(['b']), maxParallel: 1 }, f.ports, { save: (s) => saved.push(structuredClone(s)) });
+    await until(() => f.started.length === 1);
+    e.halt();
+    const count = saved.length;
+    f.finish(f.started[0]!.vm, 'cancelled'); // the agent's stop aborts it
+    const s = await e.done;
+    assert.equal(s.state, 'running');
+    await new Promise((r) => setTimeout(r, 30));
+    assert.equal(f.started.length, 1);
+    assert.equal(saved.length, count);
+    assert.equal(saved[saved.length - 1]!.status.vms.filter((v) => v.state === 'migrating').length, 1);
+  });
+
+  it('resumed: the adopted migration is followed to its end, the waiting VMs start; an interrupted attempt does not use up the retry', async () => {
+    // first life: v1 migrating; v2 waiting after an attempt on b the agent's stop interrupted
+    const f = fake(['v1', 'v2'], { b: 4000, c: 3000 });
+    const first = new Evacuation({ ...opts(['b', 'c']), maxParallel: 1 }, f.ports);
+    await until(() => f.started.length === 1);
+    first.halt();
+    const from = first.snapshot();
+    const v1 = from.vms.find((v) => v.vmId === f.started[0]!.vm)!;
+    const v2 = from.vms.find((v) => v !== v1)!;
+    v2.attempts = [{ destination: 'b', migrationId: 'mx', state: 'interrupted', error: null }];
+    const e = new Evacuation({ ...opts(['b', 'c']), maxParallel: 1 }, f.ports, { from: { status: from, parallel: 1, cancelRequested: false } });
+    assert.equal(e.snapshot().evacuationId, 'e1');
+    await new Promise((r) => setTimeout(r, 30));
+    assert.equal(f.started.length, 1, 'v2 waits for v1 (one at a time, as planned)');
+    f.finish(v1.vmId, 'completed');
+    await until(() => f.started.length === 2);
+    assert.deepEqual(f.started[1], { vm: v2.vmId, dst: 'b', bw: 100 }, 'b again: the interrupted attempt does not exclude it');
+    f.finish(v2.vmId, 'failed');
+    await until(() => f.started.length === 3);
+    assert.equal(f.started[2]!.dst, 'c', 'retried once elsewhere: the interrupted attempt did not use up the retry');
+    f.finish(v2.vmId, 'completed');
+    const s = await e.done;
+    assert.equal(s.state, 'finished');
+    assert.equal(s.startedAt, from.startedAt);
+    assert.deepEqual(s.vms.map((v) => v.state), ['done', 'done']);
+    assert.deepEqual(s.vms.find((v) => v.vmId === v2.vmId)!.attempts.map((a) => a.state), ['interrupted', 'failed', 'completed']);
+  });
+
+  it('the registry keeps the last evacuations, ended ones restored from records among them, and forgets the oldest', async () => {
+    const forgotten: string[] = [];
+    const reg = new EvacuationRegistry((id) => forgotten.push(id));
+    const f = fake([], { b: 4000 });
+    for (let i = 0; i < KEPT_EVACUATIONS; i++) reg.restore({ ...(await new Evacuation({ ...opts(['b']), evacuationId: `old${i}` }, f.ports).done) });
+    assert.equal(reg.get('old0').snapshot().state, 'finished');
+    await assert.rejects(reg.get('old0').cancel(false), (err: AgentError) => err.errorName === 'NOT_CANCELLABLE');
+    const e = reg.start({ ...opts(['b']), evacuationId: 'new' }, f.ports);
+    assert.deepEqual(forgotten, ['old0']);
+    assert.throws(() => reg.get('old0'), (err: AgentError) => err.errorName === 'NO_EVACUATION');
+    await e.done;
   });
 });

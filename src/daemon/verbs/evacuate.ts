@@ -3,7 +3,8 @@
 import { randomUUID } from 'node:crypto';
 import type { VerbParams } from '../../api/catalog.js';
 import type { Policy } from '../../controller/policy.js';
-import type { EvacuationPorts } from '../../evacuation/runner.js';
+import type { EvacuationHooks, EvacuationPorts } from '../../evacuation/runner.js';
+import { toRecord, type EvacuationRequest, type VmToMove } from '../../evacuation/record.js';
 import { DomainState } from '../../libvirt/types.js';
 import { destinationCapabilities, destinationKey } from '../../migration/destination.js';
 import { destinationRules } from '../security/destination-rules.js';
@@ -13,7 +14,7 @@ import { DEFAULT_ESTIMATE_BANDWIDTH_MIBPS, measureGuest } from './estimate.js';
 import type { Verbs } from './types.js';
 import { migrate } from './vm.js';
 
-type Vm = { vmId: string; vmName: string; ramMiB: number };
+type Vm = VmToMove;
 
 async function vmsToMove(ctx: AgentContext, vmIds: string[] | undefined): Promise<Vm[]> {
   const conn = await libvirtConnection(ctx.libvirt);
@@ -31,7 +32,7 @@ async function vmsToMove(ctx: AgentContext, vmIds: string[] | undefined): Promis
   return out;
 }
 
-function ports(ctx: AgentContext, p: VerbParams<'Host.evacuate'>, vms: Vm[]): EvacuationPorts {
+function ports(ctx: AgentContext, policy: EvacuationRequest['policy'], vms: Vm[]): EvacuationPorts {
   const rules = destinationRules(ctx.settings);
   return {
     vms: async () => vms,
@@ -48,7 +49,7 @@ function ports(ctx: AgentContext, p: VerbParams<'Host.evacuate'>, vms: Vm[]): Ev
     },
     // queue: false: the evacuation keeps its own order and count; a full host answers at once and it waits
     migrate: (vmId, dst, bandwidth, measuredDirtyMiBps) =>
-      migrate(ctx, { vmId, dst, bandwidth, queue: false, ...(p.policy !== undefined ? { policy: p.policy } : {}) }, measuredDirtyMiBps !== undefined ? { measuredDirtyMiBps } : {}),
+      migrate(ctx, { vmId, dst, bandwidth, queue: false, ...(policy !== undefined ? { policy } : {}) }, measuredDirtyMiBps !== undefined ? { measuredDirtyMiBps } : {}),
     status: (vmId) => ctx.manager.find(vmId)?.snapshot() ?? null,
     cancel: async (vmId) => {
       await ctx.manager.get(vmId).cancel();
@@ -56,22 +57,56 @@ function ports(ctx: AgentContext, p: VerbParams<'Host.evacuate'>, vms: Vm[]): Ev
   };
 }
 
+/** Each change recorded in the state directory (when the agent has one). */
+function persistence(ctx: AgentContext, request: EvacuationRequest, vms: Vm[], evacuationId: string): Pick<EvacuationHooks, 'save' | 'onSaveError'> {
+  const store = ctx.evacuationStore;
+  if (!store) return {};
+  let warned = false;
+  return {
+    save: (state) => {
+      store.save(toRecord(request, vms, state));
+      warned = false;
+    },
+    onSaveError: (err) => {
+      if (!warned) ctx.logger.warn({ event: 'evacuation.state_write_failed', evacuationId, err: String(err) }, 'could not record the evacuation; a restarted agent would go on from an older record');
+      warned = true;
+    },
+  };
+}
+
+/** Starts (or, with `from`, resumes) an evacuation under this agent. */
+export function runEvacuation(ctx: AgentContext, evacuationId: string, request: EvacuationRequest, vms: Vm[], from?: EvacuationHooks['from']): void {
+  let policy: Policy;
+  try {
+    policy = ctx.controllers.resolve(request.policy).policy as Policy;
+  } catch (err) {
+    if (!from) throw err;
+    // resumed: the request was valid when it came; a policy that no longer resolves gives way to the default
+    ctx.logger.warn({ event: 'evacuation.policy_unresolved', evacuationId, err: String(err) }, 'the evacuation\'s policy no longer resolves; the default policy steers what it starts');
+    policy = ctx.controllers.resolve(undefined).policy as Policy;
+  }
+  const e = ctx.evacuations.start(
+    { evacuationId, destinations: request.destinations, policy, maxParallel: request.maxParallel, bandwidthMiBps: request.bandwidthMiBps },
+    ports(ctx, request.policy, vms),
+    { ...persistence(ctx, request, vms, evacuationId), ...(from ? { from } : {}) },
+  );
+  void e.done.then((s) => {
+    if (s.state === 'finished' || s.state === 'cancelled') ctx.logger.info({ event: 'evacuation.ended', evacuationId, state: s.state, totals: s.totals, error: s.error }, 'evacuation ended');
+  });
+}
+
 async function evacuate(ctx: AgentContext, p: VerbParams<'Host.evacuate'>): Promise<{ evacuationId: string }> {
   const policy = ctx.controllers.resolve(p.policy).policy as Policy;
   const vms = await vmsToMove(ctx, p.vmIds);
   const evacuationId = randomUUID();
-  const e = ctx.evacuations.start(
-    {
-      evacuationId,
-      destinations: p.destinations,
-      policy,
-      maxParallel: Math.min(p.maxParallel ?? ctx.manager.limit, ctx.manager.limit),
-      bandwidthMiBps: p.bandwidth ?? policy.bandwidthMiBps ?? DEFAULT_ESTIMATE_BANDWIDTH_MIBPS,
-    },
-    ports(ctx, p, vms),
-  );
+  const request: EvacuationRequest = {
+    destinations: p.destinations,
+    ...(p.policy !== undefined ? { policy: p.policy } : {}),
+    maxParallel: Math.min(p.maxParallel ?? ctx.manager.limit, ctx.manager.limit),
+    bandwidthMiBps: p.bandwidth ?? policy.bandwidthMiBps ?? DEFAULT_ESTIMATE_BANDWIDTH_MIBPS,
+  };
+  runEvacuation(ctx, evacuationId, request, vms);
   ctx.logger.info({ event: 'evacuation.started', evacuationId, vms: vms.map((v) => v.vmName), destinations: p.destinations.map(destinationKey) }, 'evacuation started');
-  void e.done.then((s) => ctx.logger.info({ event: 'evacuation.ended', evacuationId, state: s.state, totals: s.totals, error: s.error }, 'evacuation ended'));
   return { evacuationId };
 }
 
