@@ -1,20 +1,33 @@
-// The agent samples each running guest's dirty rate now and then (page sampling over 1 s), so that a
-// migration knows how the guest behaved in the minutes before it: a guest seen quiet may be waited
-// for rather than throttled (../controller/quiet.ts). One guest at a time, so the cost stays one
-// calculation in flight; guests being migrated are skipped (their migration measures them itself).
+// The agent samples each running guest's dirty rate now and then, so that a migration knows how the
+// guest behaved in the minutes before it: a guest seen quiet may be waited for rather than throttled
+// (../controller/quiet.ts), and an evacuation can plan at once from a fresh pair of samples instead of
+// measuring first. Page sampling over a short period (the rate) and a long one (whether the working
+// set is smaller: see ../simulator/predict.ts workingSetFrom), in turn. One guest at a time, so the
+// cost stays one calculation in flight; guests being migrated are skipped (they are measured then).
 import type { Logger } from 'pino';
 import { measureDirtyRate } from '../libvirt/dirty-rate.js';
 import { DomainState } from '../libvirt/types.js';
 import type { LibvirtLink } from './libvirt-link.js';
 
-/** page-sampling period of one sample, s */
-const SAMPLE_PERIOD_SEC = 1;
+/** page-sampling periods, s: the short one tells the rate, the long one bounds the working set */
+export const SHORT_SAMPLE_SEC = 1;
+export const LONG_SAMPLE_SEC = 3;
 /** how long a sample counts, ms: a quiet spell further back says little about the next minutes */
 export const HISTORY_WINDOW_MS = 120_000;
 
 interface Sample {
   atMs: number;
   mibPerSec: number;
+  periodSec: number;
+}
+
+/** The latest short and long samples, both within `maxAgeMs` of `nowMs` (pure). */
+export function freshPair(samples: readonly Sample[], nowMs: number, maxAgeMs: number): { shortMiBps: number; longMiBps: number } | null {
+  const fresh = samples.filter((s) => nowMs - s.atMs <= maxAgeMs && s.atMs <= nowMs);
+  const latest = (sec: number) => fresh.filter((s) => s.periodSec === sec).at(-1);
+  const short = latest(SHORT_SAMPLE_SEC);
+  const long = latest(LONG_SAMPLE_SEC);
+  return short && long ? { shortMiBps: short.mibPerSec, longMiBps: long.mibPerSec } : null;
 }
 
 /** The samples within the window before `nowMs`, oldest first (pure). */
@@ -41,9 +54,17 @@ export class DirtyRateHistory {
     this.schedule(0);
   }
 
-  /** The rates sampled on this VM within the window, MiB/s, oldest first. */
+  /** The rates sampled on this VM over the short period within the window, MiB/s, oldest first (a
+   *  long period reads at most working set / period, which is no rate). */
   recent(vmUuid: string, nowMs = Date.now()): number[] {
-    return withinWindow(this.samples.get(vmUuid) ?? [], nowMs).map((s) => s.mibPerSec);
+    return withinWindow(this.samples.get(vmUuid) ?? [], nowMs)
+      .filter((s) => s.periodSec === SHORT_SAMPLE_SEC)
+      .map((s) => s.mibPerSec);
+  }
+
+  /** The latest short and long rates of this VM, MiB/s, if both are younger than `maxAgeMs`. */
+  pair(vmUuid: string, maxAgeMs: number, nowMs = Date.now()): { shortMiBps: number; longMiBps: number } | null {
+    return freshPair(this.samples.get(vmUuid) ?? [], nowMs, maxAgeMs);
   }
 
   async stop(): Promise<void> {
@@ -75,9 +96,12 @@ export class DirtyRateHistory {
       if (this.migrating(d.uuid)) continue;
       try {
         const domain = await (await this.libvirt.get()).lookupByUuid(d.uuid);
-        const r = await measureDirtyRate(domain, SAMPLE_PERIOD_SEC, { graceMs: 2_000 });
+        const kept = withinWindow(this.samples.get(d.uuid) ?? [], Date.now());
+        // short and long in turn; the short one first, and again after a long one
+        const periodSec = kept.at(-1)?.periodSec === SHORT_SAMPLE_SEC ? LONG_SAMPLE_SEC : SHORT_SAMPLE_SEC;
+        const r = await measureDirtyRate(domain, periodSec, { graceMs: 2_000 });
         const now = Date.now();
-        this.samples.set(d.uuid, [...withinWindow(this.samples.get(d.uuid) ?? [], now), { atMs: now, mibPerSec: r.mibPerSec }]);
+        this.samples.set(d.uuid, [...withinWindow(this.samples.get(d.uuid) ?? [], now), { atMs: now, mibPerSec: r.mibPerSec, periodSec }]);
       } catch (err) {
         // gone, paused meanwhile, or a migration began: the next round tells
         this.log.debug({ event: 'dirty_history.sample_failed', vmId: d.uuid, err: err instanceof Error ? err.message : String(err) }, 'dirty-rate sample failed');

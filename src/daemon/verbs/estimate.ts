@@ -31,7 +31,7 @@ async function measure(domain: Domain, seconds: number): Promise<number> {
 
 /** The QEMU process's resident set, MiB, or undefined when libvirt does not give it: the estimate
  *  then keeps the simulator's default zero-page share rather than failing. */
-async function residentMiB(domain: Domain): Promise<number | undefined> {
+export async function residentMiB(domain: Domain): Promise<number | undefined> {
   const rssKiB = await domain.memoryStats().then((s) => s.rss, () => undefined);
   return rssKiB === undefined ? undefined : Math.round(rssKiB / 1024);
 }
