@@ -1,15 +1,18 @@
 // Evacuation benchmark on a lab of three hosts (`npm run bench:evacuate`): host a runs six mixed
 // guests (light, moderate, heavy dirtying guests and the real Linux guest); side by side in one run it
 // empties a into b and c three ways: the agent's Host.evacuate, all six at once with QEMU's stock
-// auto-converge, and one at a time with stock. Reports total time, guest work lost, worst downtime and
-// failures; writes bench-out/evacuate.{md,json} and a timeline chart per way (SVG).
+// auto-converge, and one at a time with stock. Host a's migration uplink is shaped at BANDWIDTH
+// (`lab shape`: one tc HTB class on lo that all of a's outgoing migration streams share, as on a real
+// NIC) for every way; the naive ways compete on it blindly (no per-migration cap), the agent is told
+// the link's rate and splits it. Reports total time, guest work lost, worst downtime and failures;
+// writes bench-out/evacuate.{md,json} and a timeline chart per way (SVG).
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import type { EvacuationStatus } from '../api/evacuation.js';
 import { isMigrationActive, type MigrationStatus } from '../api/results.js';
 import { AgentClient } from '../client/client.js';
 import { readTlsPaths } from '../client/tls.js';
-import { defineGuest, defineLinuxGuest, destroyGuest, labDown, labUp, readGuestProgress, readGuestStatus, readLinuxWork, restartAgent, type LabHostInfo, type LabInfo } from '../lab/index.js';
+import { defineGuest, defineLinuxGuest, destroyGuest, labDown, labUp, readGuestProgress, readGuestStatus, readLinuxWork, restartAgent, shapeUplink, unshapeUplink, type LabHostInfo, type LabInfo } from '../lab/index.js';
 
 interface Guest {
   name: string;
@@ -56,6 +59,7 @@ interface WayResult {
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+/** MiB/s of host a's shaped uplink, and what the agent's evacuation is told the link has */
 const BANDWIDTH = 100;
 
 /** What a guest has done so far: pages (dirtying guest) or MB (Linux guest), and when it was read. */
@@ -108,7 +112,8 @@ async function naive(client: AgentClient, dsts: string[], oneAtATime: boolean, t
   };
   const startOne = async (name: string, i: number): Promise<void> => {
     const start = (performance.now() - t0) / 1000;
-    await client.migrate({ vmId: name, dst: dsts[i % dsts.length]!, bandwidth: BANDWIDTH, policy: 'stock' });
+    // no bandwidth cap: the migrations share a's shaped uplink as TCP flows do on a real NIC
+    await client.migrate({ vmId: name, dst: dsts[i % dsts.length]!, policy: 'stock' });
     out.set(name, { start, status: await follow(name) });
   };
   if (oneAtATime) for (const [i, g] of GUESTS.entries()) await startOne(g.name, i);
@@ -217,6 +222,8 @@ async function main(): Promise<void> {
   try {
     // room for all six at once on a, and for three each on b and c
     for (const h of ['a', 'b', 'c'] as const) await restartAgent(h, { agentArgs: ['--max-outgoing', '6', '--max-incoming', '6'] });
+    const shaped = await shapeUplink('a', BANDWIDTH, { dir: lab.dir });
+    console.log(`-- uplink of a shaped at ${shaped.rateMiB} MiB/s (tc class ${shaped.classId} on lo)`);
     for (const w of WAYS.filter((x) => !values.way || values.way.includes(x.way))) {
       console.log(`-- ${w.label}`);
       const r = await runWay(w.way, lab, Number(values.limit) * 1000);
@@ -224,11 +231,12 @@ async function main(): Promise<void> {
       results.push(r);
     }
   } finally {
+    await unshapeUplink('a', { dir: lab.dir }).catch((e: unknown) => console.error(`unshape: ${String(e)}`));
     await labDown();
   }
   const maxSec = Math.max(30, ...results.map((r) => r.totalSec));
   for (const r of results) writeFileSync(`${values.out}/evacuate-${r.way}.svg`, gantt(r, maxSec));
-  const md = `# Evacuation benchmark\n\nRun ${new Date().toISOString()}. Lab: three libvirt hosts on one 2-core machine, TCG, 1-vCPU guests; six guests on a, emptied into b and c at ${BANDWIDTH} MiB/s. Guest work lost: over the same window (the run and 10 s after), the work each guest did short of its rate with all six running on a.\n\n${report(results)}\n`;
+  const md = `# Evacuation benchmark\n\nRun ${new Date().toISOString()}. Lab: three libvirt hosts on one 2-core machine, TCG, 1-vCPU guests; six guests on a, emptied into b and c. The link is emulated: all of a's outgoing migration streams share one ${BANDWIDTH} MiB/s uplink (\`vmigrate lab shape a --rate ${BANDWIDTH}\`: a tc HTB class on loopback fed by an nftables rule), for every way; the naive ways start their migrations with no bandwidth cap and compete on it, the agent's evacuation is told the link has ${BANDWIDTH} MiB/s. Guest work lost: over the same window (the run and 10 s after), the work each guest did short of its rate with all six running on a.\n\n${report(results)}\n`;
   writeFileSync(`${values.out}/evacuate.md`, md);
   writeFileSync(`${values.out}/evacuate.json`, JSON.stringify(results, null, 2));
   console.log(`\n${md}`);

@@ -7,6 +7,7 @@ import { LabError } from '../lab/errors.js';
 import type { LinuxLoad } from '../lab/linux-plan.js';
 import { killAgent, killLibvirtd, killQemu, restartAgent, restartLibvirtd } from '../lab/host-control.js';
 import { cutNetwork, restoreNetwork } from '../lab/netcut.js';
+import { shapeUplink, unshapeUplink } from '../lab/shape.js';
 import { labProcesses, type LabProcesses } from '../lab/processes.js';
 import { fillStateDir, freeStateDir } from '../lab/state-dir.js';
 
@@ -44,9 +45,14 @@ function printInfo(i: LabInfo): void {
   }
 }
 
+function printShapes(s: LabStatus): void {
+  for (const u of s.shapes) console.log(`  uplink of ${u.host} shaped: ${u.rateMiB} MiB/s shared by its outgoing migrations (tc class ${u.classId} on lo)`);
+}
+
 function printStatus(s: LabStatus): void {
   if (s.hosts.length === 0) {
     console.log(`lab down (${s.dir})`);
+    printShapes(s);
     return;
   }
   console.log(`lab ${s.up ? 'up' : 'DEGRADED'} in ${s.dir}`);
@@ -59,6 +65,7 @@ function printStatus(s: LabStatus): void {
       console.log(`     ${d.name}: ${d.state}${p}`);
     }
   }
+  printShapes(s);
 }
 
 function printProcesses(r: LabProcesses): void {
@@ -238,6 +245,37 @@ export function registerLabCommands(program: Command): void {
         }),
       );
   }
+
+  lab
+    .command('shape')
+    .description("cap a host's migration uplink: all its outgoing migration streams share <rate> (tc HTB on lo + nftables; one shaped host per lab)")
+    .argument('<host>', 'lab host', hostOpt)
+    .requiredOption('--rate <MiB/s>', 'uplink rate', (v: string) => {
+      const n = Number(v);
+      if (!Number.isFinite(n) || n <= 0) throw new InvalidArgumentError('rate must be a positive number of MiB/s');
+      return n;
+    })
+    .option('--json', 'print machine-readable JSON')
+    .action(
+      action(async (host: HostName, o: { rate: number }, cmd: Command) => {
+        const r = await shapeUplink(host, o.rate);
+        if (wantsJson(cmd)) out(r);
+        else console.log(`uplink of ${host} shaped at ${r.rateMiB} MiB/s (tc class ${r.classId} on lo, nft table inet ${r.table})`);
+      }),
+    );
+
+  lab
+    .command('unshape')
+    .description("take the cap off a host's migration uplink")
+    .argument('<host>', 'lab host', hostOpt)
+    .option('--json', 'print machine-readable JSON')
+    .action(
+      action(async (host: HostName, _o: unknown, cmd: Command) => {
+        const r = await unshapeUplink(host);
+        if (wantsJson(cmd)) out(r);
+        else console.log(`uplink of ${host} unshaped`);
+      }),
+    );
 
   lab
     .command('procs')

@@ -22,6 +22,8 @@ export { ensureLinuxGuest } from './linux-build.js';
 export { cutNetwork, restoreNetwork, activeCuts, dropAllCuts } from './netcut.js';
 export type { NetcutOptions, NetcutResult } from './netcut.js';
 export { netcutTable, cutRules } from './netcut-rules.js';
+export { shapeUplink, unshapeUplink, activeShapes, dropAllShapes } from './shape.js';
+export type { ShapeOptions, ShapeResult, UplinkShape } from './shape.js';
 export { labProcesses, qemuPid } from './processes.js';
 export type { LabProcesses, LabHostProcesses, LabProcess, LabQemuProcess } from './processes.js';
 export { killAgent, killLibvirtd, killQemu, restartAgent, restartLibvirtd } from './host-control.js';

@@ -11,6 +11,7 @@ import { readState, withLabLock, writeState, type HostRecord, type LabState } fr
 import { libvirtAnswers, listDomains, virshRaw } from './virsh.js';
 import { readGuestStatus, type GuestStatus } from './guest-progress.js';
 import { dropAllCuts } from './netcut.js';
+import { activeShapes, dropAllShapes, type UplinkShape } from './shape.js';
 import { mountStateDir, unmountAll } from './state-dir.js';
 
 export interface LabHostInfo {
@@ -64,6 +65,8 @@ export interface LabStatus {
   dir: string;
   up: boolean;
   hosts: LabHostStatus[];
+  /** shaped migration uplinks (`lab shape`) */
+  shapes: UplinkShape[];
 }
 
 export interface LabDownResult {
@@ -186,7 +189,8 @@ async function teardown(dir: string, s: LabState | undefined): Promise<number[]>
   );
   survivors.push(...stopped.flat());
   survivors.push(...(await terminate((await labQemus(dir)).map((p) => p.pid), 3_000)));
-  // faults the lab may have left in place: a cut migration network, the agents' stateDir tmpfs
+  // faults the lab may have left in place: a shaped uplink, a cut migration network, the agents' stateDir tmpfs
+  await dropAllShapes(dir);
   await dropAllCuts(dir);
   const mounts = await unmountAll(dir);
   if (mounts.length) throw new LabError(`could not unmount ${mounts.join(', ')}`);
@@ -208,7 +212,7 @@ export async function labDown(opts: { dir?: string } = {}): Promise<LabDownResul
 export async function labStatus(opts: { dir?: string; progress?: boolean } = {}): Promise<LabStatus> {
   const dir = labDir(opts.dir);
   const s = await readState(dir);
-  if (!s) return { dir, up: false, hosts: [] };
+  if (!s) return { dir, up: false, hosts: [], shapes: await activeShapes(dir) };
   const base = info(s, labClientTlsPaths(dir, 'manager'));
   const hosts = await Promise.all(
     s.hosts.map(async (h, i): Promise<LabHostStatus> => {
@@ -235,5 +239,5 @@ export async function labStatus(opts: { dir?: string; progress?: boolean } = {})
       };
     }),
   );
-  return { dir, up: hosts.length > 0 && hosts.every((h) => h.libvirtdAnswers && (!s.agents || h.agentRunning)), hosts };
+  return { dir, up: hosts.length > 0 && hosts.every((h) => h.libvirtdAnswers && (!s.agents || h.agentRunning)), hosts, shapes: await activeShapes(dir) };
 }

@@ -67,14 +67,20 @@ const NftListing = z.object({
 });
 const NftChain = z.object({ name: z.string() });
 
+/** The names of the chains in `nft -j list table inet <table>` output (cuts, shaped uplinks). */
+export function chainsInListing(json: string): string[] {
+  const listing = NftListing.parse(JSON.parse(json));
+  return listing.nftables.flatMap((item) => {
+    const chain = NftChain.safeParse(item.chain);
+    return chain.success ? [chain.data.name] : [];
+  });
+}
+
 /** The cut pairs present in `nft -j list table inet <table>` output. */
 export function cutsInListing(json: string): [HostName, HostName][] {
-  const listing = NftListing.parse(JSON.parse(json));
   const pairs: [HostName, HostName][] = [];
-  for (const item of listing.nftables) {
-    const chain = NftChain.safeParse(item.chain);
-    if (!chain.success) continue;
-    const m = /^cut_([a-z]+)_([a-z]+)$/.exec(chain.data.name);
+  for (const name of chainsInListing(json)) {
+    const m = /^cut_([a-z]+)_([a-z]+)$/.exec(name);
     const [x, y] = [m?.[1], m?.[2]];
     if (isHost(x) && isHost(y)) pairs.push([x, y]);
   }

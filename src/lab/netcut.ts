@@ -2,7 +2,7 @@
 import { execFile } from 'node:child_process';
 import { LabError } from './errors.js';
 import { run } from './exec.js';
-import { cutPair, cutScript, cutsInListing, dropTableScript, netcutTable, restoreScript } from './netcut-rules.js';
+import { chainsInListing, cutPair, cutScript, cutsInListing, dropTableScript, netcutTable, restoreScript } from './netcut-rules.js';
 import { hostPlan, labDir, portBase, type HostName } from './paths.js';
 
 export interface NetcutOptions {
@@ -17,7 +17,7 @@ export interface NetcutResult {
 }
 
 /** Runs `nft -f -` with a script on stdin; throws a LabError with nft's message. */
-function nftScript(script: string): Promise<void> {
+export function nftScript(script: string): Promise<void> {
   return new Promise((resolve, reject) => {
     const child = execFile('nft', ['-f', '-'], { timeout: 10_000 }, (err, _stdout, stderr) => {
       if (!err) return resolve();
@@ -46,8 +46,20 @@ export async function cutNetwork(x: HostName, y: HostName, o: NetcutOptions = {}
 export async function restoreNetwork(x: HostName, y: HostName, o: NetcutOptions = {}): Promise<NetcutResult> {
   const { dir, table, pair } = plansFor(x, y, o);
   await nftScript(restoreScript(table, pair[0], pair[1]));
-  if ((await activeCuts(dir)).length === 0) await nftScript(dropTableScript(table));
+  await dropTableIfEmpty(dir);
   return { table, hosts: pair, cut: false };
+}
+
+/** The chains of the lab's table (cuts and shaped uplinks); none when nft is missing or the table is absent. */
+export async function labChains(dir: string): Promise<string[]> {
+  const r = await run('nft', ['-j', 'list', 'table', 'inet', netcutTable(dir)], 10_000);
+  return r.code === 0 ? chainsInListing(r.stdout) : [];
+}
+
+/** Removes the lab's table once neither a cut nor a shaped uplink uses it. */
+export async function dropTableIfEmpty(dir: string): Promise<void> {
+  const r = await run('nft', ['-j', 'list', 'table', 'inet', netcutTable(dir)], 10_000);
+  if (r.code === 0 && chainsInListing(r.stdout).length === 0) await nftScript(dropTableScript(netcutTable(dir)));
 }
 
 /** The cuts in place for the lab in `dir` (none when nft is missing or the table is absent). */
