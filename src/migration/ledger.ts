@@ -2,7 +2,8 @@
 // restarted after a crash can re-attach to the migrations its predecessor left running (libvirt
 // carries a peer-to-peer migration on without its client). Each record holds what is needed to go
 // on: the plan the migration started with, and the controller's last snapshot.
-import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, rmSync } from 'node:fs';
+import { readRecordFiles, writeRecordFile, type RecordParse, type SetAside } from '../common/record-files.js';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { ActionRecordSchema } from '../api/result-schemas.js';
@@ -61,12 +62,7 @@ export class LedgerWriteError extends Error {
   }
 }
 
-/** A file the ledger could not read, set aside (renamed) so that it is neither acted on nor lost. */
-export interface SetAside {
-  file: string;
-  movedTo: string;
-  reason: string;
-}
+export type { SetAside } from '../common/record-files.js';
 
 const RECORD = /^migration-(.+)\.json$/;
 
@@ -82,13 +78,9 @@ export class MigrationLedger {
   /** Writes (or rewrites) a record atomically; throws LedgerWriteError and leaves no partial file. */
   record(entry: NewLedgerEntry): void {
     const full: LedgerEntry = LedgerEntrySchema.parse({ version: LEDGER_VERSION, ...entry });
-    const target = this.path(full.migrationId);
-    const tmp = `${target}.${process.pid}.tmp`;
     try {
-      writeFileSync(tmp, JSON.stringify(full), { mode: 0o600 });
-      renameSync(tmp, target);
+      writeRecordFile(this.path(full.migrationId), full);
     } catch (err) {
-      rmSync(tmp, { force: true });
       throw new LedgerWriteError(full.migrationId, err);
     }
   }
@@ -102,27 +94,11 @@ export class MigrationLedger {
    * Records that do not parse or fail the schema are renamed to `*.corrupt-<time>` and reported.
    */
   entries(): { entries: LedgerEntry[]; setAside: SetAside[] } {
-    const entries: LedgerEntry[] = [];
-    const setAside: SetAside[] = [];
-    for (const name of readdirSync(this.dir).sort()) {
-      if (!RECORD.test(name)) continue;
-      const file = join(this.dir, name);
-      let reason: string;
-      try {
-        const parsed = LedgerEntrySchema.safeParse(JSON.parse(readFileSync(file, 'utf8')));
-        if (parsed.success) {
-          entries.push(parsed.data);
-          continue;
-        }
-        reason = parsed.error.issues.map((i) => `${i.path.join('.') || '(record)'}: ${i.message}`).join('; ');
-      } catch (err) {
-        reason = err instanceof Error ? err.message : String(err);
-      }
-      const movedTo = `${file}.corrupt-${Date.now()}`;
-      renameSync(file, movedTo);
-      setAside.push({ file, movedTo, reason });
-    }
-    return { entries, setAside };
+    const { records, setAside } = readRecordFiles(this.dir, RECORD, (json): RecordParse<LedgerEntry> => {
+      const parsed = LedgerEntrySchema.safeParse(json);
+      return parsed.success ? { ok: true, record: parsed.data } : { ok: false, reason: parsed.error.issues.map((i) => `${i.path.join('.') || '(record)'}: ${i.message}`).join('; ') };
+    });
+    return { entries: records, setAside };
   }
 
   /** Removes `.tmp` files left by writes that never finished (call at start-up, under the state
