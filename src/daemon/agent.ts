@@ -123,7 +123,7 @@ export async function startAgent(opts: AgentOptions): Promise<Agent> {
       // the evacuation stops where it is, recorded: the next agent goes on with it
       context.evacuations.halt();
       manager.close();
-      await context.dirtyHistory?.stop();
+      context.dirtyHistory?.stop();
       const active = manager.list().filter((s) => isMigrationActive(s.state));
       await Promise.all(active.map((s) => manager.get(s.vmId).cancel().catch(() => {})));
       await manager.settle();

@@ -38,7 +38,6 @@ export function withinWindow(samples: readonly Sample[], nowMs: number, windowMs
 export class DirtyRateHistory {
   private readonly samples = new Map<string, Sample[]>();
   private timer: NodeJS.Timeout | null = null;
-  private round: Promise<void> | null = null;
   private stopped = false;
 
   constructor(
@@ -67,16 +66,17 @@ export class DirtyRateHistory {
     return freshPair(this.samples.get(vmUuid) ?? [], nowMs, maxAgeMs);
   }
 
-  async stop(): Promise<void> {
+  /** No more samples. A calculation in flight is not waited for: QEMU ends it by itself, and its
+   *  reading fails quietly once the connection is closed. */
+  stop(): void {
     this.stopped = true;
     if (this.timer) clearTimeout(this.timer);
-    await this.round;
   }
 
   private schedule(ms: number): void {
     if (this.stopped) return;
     this.timer = setTimeout(() => {
-      this.round = this.sampleAll().finally(() => this.schedule(this.intervalMs));
+      void this.sampleAll().finally(() => this.schedule(this.intervalMs));
     }, ms);
     this.timer.unref();
   }
