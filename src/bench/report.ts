@@ -242,7 +242,7 @@ export function report(results: readonly RunResult[], scenarios: readonly Scenar
     '',
     '## Every run',
     '',
-    'Guest work: dirtying guest, pages written between a reading just before the migration and one just after it ended, against its unthrottled rate measured just before; Linux guest, stress-ng\'s own work windows from a window boundary just before the migration to the one after its end, each against the rate of its step. Work lost (s) = span - unharmed seconds of work done.',
+    'Guest work: dirtying guest, pages written between a reading just before the migration and one just after it ended, against the mean of its unthrottled rates measured over 3 s just before and just after (a TCG guest\'s rate drifts with the machine\'s load); Linux guest, stress-ng\'s own work windows from a window boundary just before the migration to the one after its end, each against the rate of its step. Work lost (s) = span - unharmed seconds of work done.',
     '',
     ...runsTable(results),
   ].join('\n');
