@@ -1,7 +1,7 @@
 // Waiting for a quiet spell instead of throttling. The agent samples each guest's dirty rate now and
-// then (../daemon/dirty-history.ts). A guest seen quiet on this host within the last minutes (at a
-// rate that converges alone) is likely to go quiet again, and in a quiet spell pre-copy finishes with
-// no throttle at all. Waiting costs time, not guest work: the controller waits, up to a share of the
+// then (../daemon/dirty-history.ts). A guest seen going quiet on this host within the last minutes
+// (busy, then at a rate that converges alone) is likely to go quiet again, and in a quiet spell
+// pre-copy finishes with no throttle at all. Quiet before busy does not count: every guest boots. Waiting costs time, not guest work: the controller waits, up to a share of the
 // time budget, then throttles as it would have. A guest never seen quiet is not kept waiting. Pure.
 import { convergesAlone } from './alone.js';
 import type { ControllerMemory } from './memory.js';
@@ -12,10 +12,20 @@ const MiB = 1024 * 1024;
  *  throttle if none comes. */
 export const QUIET_WAIT_SHARE = 0.4;
 
-/** The memory field for the rates sampled before the migration (MiB/s): the quietest. */
+/** A sample counts as a quiet spell when an earlier one was at least this many times busier. */
+export const QUIET_DROP = 2;
+
+/** The memory field for the rates sampled before the migration (MiB/s, oldest first): the quietest
+ *  rate the guest dropped to after being busy; none if it never did. */
 export function quietRateFields(recentMiBps: readonly number[] | undefined): Pick<ControllerMemory, 'quietDirtyRate'> {
-  const ok = (recentMiBps ?? []).filter((x) => Number.isFinite(x) && x >= 0);
-  return ok.length > 0 ? { quietDirtyRate: Math.min(...ok) * MiB } : {};
+  let busiest = 0;
+  let quiet: number | undefined;
+  for (const r of recentMiBps ?? []) {
+    if (!Number.isFinite(r) || r < 0) continue;
+    if (busiest > 0 && busiest >= QUIET_DROP * r) quiet = Math.min(quiet ?? r, r);
+    busiest = Math.max(busiest, r);
+  }
+  return quiet === undefined ? {} : { quietDirtyRate: quiet * MiB };
 }
 
 /**

@@ -13,10 +13,13 @@ const SPELLS: Scenario = { name: 'spells', description: 'busy 9 s / quiet 6 s', 
 const STEADY: Scenario = { ...SPELLS, name: 'steady', description: 'always busy', spells: undefined };
 const limit = { timeLimitSec: 120 };
 
-test('quietRateFields: the quietest sample, none without samples', () => {
+test('quietRateFields: the quietest rate after a busier one; quiet before busy (a boot) is none', () => {
   assert.deepEqual(quietRateFields(undefined), {});
   assert.deepEqual(quietRateFields([]), {});
   assert.deepEqual(quietRateFields([120, 3, Number.NaN, -1, 80]), { quietDirtyRate: 3 * MiB });
+  assert.deepEqual(quietRateFields([0, 2, 120, 118, 125]), {}, 'booted quiet, then busy');
+  assert.deepEqual(quietRateFields([120, 70, 130]), {}, 'not quiet enough to count');
+  assert.deepEqual(quietRateFields([0, 120, 50]), { quietDirtyRate: 50 * MiB });
 });
 
 test('a guest seen quiet waits for a quiet spell: no throttle, no work lost, no slower', () => {
@@ -33,7 +36,7 @@ test('a guest never seen quiet is throttled at once; a wrong guess costs time, t
   const busy = simulate(STEADY, { mode: 'controller', policy, measuredDirtyMiBps: 120, recentDirtyMiBps: [118, 125], ...limit });
   const plain = simulate(STEADY, { mode: 'controller', policy, measuredDirtyMiBps: 120, ...limit });
   assert.deepEqual(busy.actions, plain.actions);
-  const wrong = simulate(STEADY, { mode: 'controller', policy, measuredDirtyMiBps: 120, recentDirtyMiBps: [0, 120], ...limit });
+  const wrong = simulate(STEADY, { mode: 'controller', policy, measuredDirtyMiBps: 120, recentDirtyMiBps: [120, 0, 120], ...limit });
   assert.ok(wrong.completed);
   const raise = wrong.actions.find((a) => a.action.type === 'set-throttle' && (a.action.params['max-cpu-throttle'] ?? 0) > 1);
   assert.ok(raise, 'throttled once the wait is over');

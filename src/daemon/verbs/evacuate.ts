@@ -14,7 +14,8 @@ import { DEFAULT_ESTIMATE_BANDWIDTH_MIBPS, measureGuest, residentMiB } from './e
 import { LONG_SAMPLE_SEC } from '../dirty-history.js';
 import { workingSetFrom } from '../../simulator/predict.js';
 
-/** The agent's own dirty-rate samples stand for a measurement while they are this young. */
+/** The agent's own dirty-rate samples stand for a measurement while they are this young (a round
+ *  every few seconds, short and long in turn). */
 const HISTORY_FRESH_MS = 30_000;
 import type { Verbs } from './types.js';
 import { migrate } from './vm.js';
