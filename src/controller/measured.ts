@@ -76,8 +76,9 @@ export function judgeWithMeasurement(m: Readonly<ControllerMemory>, pass: PassMe
   // a quiet spell may come: waiting costs time, not guest work (quiet.ts)
   if (waitingForQuiet(m, pass.transferRate, pass.passBytes, elapsedMs)) return { rate: d.rate, hold: true, note: quietNote(m) };
   if (measured === undefined) return null;
-  // a saturated pass bounds the rate below; the measurement says it; an unsaturated pass is exact
-  const evidence = d.saturated ? measured : d.rate;
+  // a saturated pass bounds the rate below, the measurement says it unless the guest has since got
+  // busier than the bound (a phase change: the bound wins); an unsaturated pass is exact
+  const evidence = d.saturated ? Math.max(measured, d.lowerBound) : d.rate;
   const shrinking = !isStalled(passSizes, m.policy.stallWindowIterations, m.policy.minProgress);
   const alone = shrinking && convergesAlone(evidence, pass.transferRate, pass.passBytes, m.view.downtimeMs, aloneBudgetSec(m, elapsedMs));
   if (alone) return { rate: evidence, hold: true, note: `measured ${(measured / 1024 / 1024).toFixed(0)} MiB/s during the first pass` };

@@ -135,3 +135,15 @@ test('the measurement survives a snapshot; without one the snapshot has no such 
   assert.equal('measuredDirtyRate' in plain, false);
   assert.equal('measuredArmed' in plain, false);
 });
+
+test('a measurement taken in a quiet moment gives way to the first saturated pass (a phase change): no stall window waited', () => {
+  // measured at 0 MiB/s while the guest was still idle; it then dirties 128 MiB at 300 MiB/s over a 40 MiB/s link
+  const scn = { name: 'phase-change', description: 'idle when measured, busy since', ramMiB: 1024, workingSetMiB: 128, dirtyMiBps: 300, bandwidthMiBps: 40, postcopyEnabled: false };
+  const r = simulate(scn, { mode: 'controller', policy, measuredDirtyMiBps: 0, timeLimitSec: 150 });
+  const right = simulate(scn, { mode: 'controller', policy, measuredDirtyMiBps: 300, timeLimitSec: 150 });
+  assert.ok(r.completed);
+  const raise = r.actions.find((a) => a.action.type === 'set-throttle' && (a.action.params['cpu-throttle-initial'] ?? 0) > 1);
+  assert.ok(raise, 'throttled');
+  assert.doesNotMatch(raise.action.reason, /passes stopped shrinking/, 'at the first saturated pass, not after a stall window');
+  assert.ok(r.timeSec <= right.timeSec + 5, `${r.timeSec} s vs ${right.timeSec} s measured right`);
+});
