@@ -10,10 +10,9 @@ import type { Logger } from 'pino';
 import { measureDirtyRate } from '../libvirt/dirty-rate.js';
 import { DomainState } from '../libvirt/types.js';
 import type { LibvirtLink } from './libvirt-link.js';
+// the estimate's periods: workingSetFrom reads a short and a long sample of these lengths
+import { LONG_PERIOD_SEC, SHORT_PERIOD_SEC } from './verbs/estimate.js';
 
-/** page-sampling periods, s: the short one tells the rate, the long one bounds the working set */
-export const SHORT_SAMPLE_SEC = 1;
-export const LONG_SAMPLE_SEC = 3;
 /** a long sample when the last one is older than this, ms; short ones otherwise (quiet spells show
  *  in the short ones) */
 const LONG_EVERY_MS = 20_000;
@@ -30,8 +29,8 @@ interface Sample {
 export function freshPair(samples: readonly Sample[], nowMs: number, maxAgeMs: number): { shortMiBps: number; longMiBps: number } | null {
   const fresh = samples.filter((s) => nowMs - s.atMs <= maxAgeMs && s.atMs <= nowMs);
   const latest = (sec: number) => fresh.filter((s) => s.periodSec === sec).at(-1);
-  const short = latest(SHORT_SAMPLE_SEC);
-  const long = latest(LONG_SAMPLE_SEC);
+  const short = latest(SHORT_PERIOD_SEC);
+  const long = latest(LONG_PERIOD_SEC);
   return short && long ? { shortMiBps: short.mibPerSec, longMiBps: long.mibPerSec } : null;
 }
 
@@ -62,7 +61,7 @@ export class DirtyRateHistory {
    *  long period reads at most working set / period, which is no rate). */
   recent(vmUuid: string, nowMs = Date.now()): number[] {
     return withinWindow(this.samples.get(vmUuid) ?? [], nowMs)
-      .filter((s) => s.periodSec === SHORT_SAMPLE_SEC)
+      .filter((s) => s.periodSec === SHORT_PERIOD_SEC)
       .map((s) => s.mibPerSec);
   }
 
@@ -105,9 +104,9 @@ export class DirtyRateHistory {
       const domain = await (await this.libvirt.get()).lookupByUuid(uuid);
       const kept = withinWindow(this.samples.get(uuid) ?? [], Date.now());
       // short ones, and a long one now and then; the first is short
-      const lastLong = kept.filter((s) => s.periodSec === LONG_SAMPLE_SEC).at(-1);
+      const lastLong = kept.filter((s) => s.periodSec === LONG_PERIOD_SEC).at(-1);
       const longDue = kept.length > 0 && (!lastLong || Date.now() - lastLong.atMs >= LONG_EVERY_MS);
-      const periodSec = longDue ? LONG_SAMPLE_SEC : SHORT_SAMPLE_SEC;
+      const periodSec = longDue ? LONG_PERIOD_SEC : SHORT_PERIOD_SEC;
       const r = await measureDirtyRate(domain, periodSec, { graceMs: 2_000 });
       const now = Date.now();
       this.samples.set(uuid, [...withinWindow(this.samples.get(uuid) ?? [], now), { atMs: now, mibPerSec: r.mibPerSec, periodSec }]);

@@ -2,7 +2,8 @@
 // short and a long sample an evacuation plans from.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { freshPair, HISTORY_WINDOW_MS, LONG_SAMPLE_SEC, SHORT_SAMPLE_SEC, withinWindow } from '../../src/daemon/dirty-history.js';
+import { freshPair, HISTORY_WINDOW_MS, withinWindow } from '../../src/daemon/dirty-history.js';
+import { LONG_PERIOD_SEC as LONG_SAMPLE_SEC, SHORT_PERIOD_SEC as SHORT_SAMPLE_SEC } from '../../src/daemon/verbs/estimate.js';
 
 const s = (atMs: number, mibPerSec: number, periodSec = SHORT_SAMPLE_SEC) => ({ atMs, mibPerSec, periodSec });
 

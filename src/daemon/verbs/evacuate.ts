@@ -10,15 +10,14 @@ import { destinationCapabilities, destinationKey } from '../../migration/destina
 import { destinationRules } from '../security/destination-rules.js';
 import type { AgentContext } from '../context.js';
 import { findDomain, libvirtConnection, libvirtFailure } from '../vm-lookup.js';
-import { DEFAULT_ESTIMATE_BANDWIDTH_MIBPS, measureGuest, residentMiB } from './estimate.js';
-import { LONG_SAMPLE_SEC } from '../dirty-history.js';
+import { DEFAULT_ESTIMATE_BANDWIDTH_MIBPS, LONG_PERIOD_SEC, measureGuest, residentMiB } from './estimate.js';
 import { workingSetFrom } from '../../simulator/predict.js';
-
-/** The agent's own dirty-rate samples stand for a measurement while they are this young (a round
- *  every few seconds, short and long in turn). */
-const HISTORY_FRESH_MS = 30_000;
 import type { Verbs } from './types.js';
 import { migrate } from './vm.js';
+
+/** The agent's own dirty-rate samples stand for a measurement while they are this young (a short
+ *  sample every few seconds, a long one every 20 s). */
+const HISTORY_FRESH_MS = 30_000;
 
 type Vm = VmToMove;
 
@@ -48,12 +47,9 @@ function ports(ctx: AgentContext, policy: EvacuationRequest['policy'], vms: Vm[]
       const ramMiB = vms.find((v) => v.vmId === vmId)?.ramMiB ?? Math.round((await domain.getInfo()).maxMemKiB / 1024);
       // the agent's own recent samples, when fresh: the plan need not wait for a measurement
       const recent = ctx.dirtyHistory?.pair(vmId, HISTORY_FRESH_MS);
-      if (recent) {
-        const ws = workingSetFrom({ ...recent, longSec: LONG_SAMPLE_SEC, ramMiB });
-        const resident = await residentMiB(domain);
-        return { dirtyRateMiBps: recent.shortMiBps, workingSetMiB: ws.workingSetMiB, ...(resident !== undefined ? { residentMiB: resident } : {}) };
-      }
-      const m = await measureGuest(domain, ramMiB);
+      const m = recent
+        ? { shortMiBps: recent.shortMiBps, ws: workingSetFrom({ ...recent, longSec: LONG_PERIOD_SEC, ramMiB }), residentMiB: await residentMiB(domain) }
+        : await measureGuest(domain, ramMiB);
       return { dirtyRateMiBps: m.shortMiBps, workingSetMiB: m.ws.workingSetMiB, ...(m.residentMiB !== undefined ? { residentMiB: m.residentMiB } : {}) };
     },
     capacity: async (dst) => {
