@@ -148,7 +148,13 @@ export class Migration extends EventEmitter<MigrationEventMap> {
       this.plan.controller?.useMeasuredDirtyRate?.(mibPerSec);
       this.log.info({ event: 'migration.dirty_rate', mibPerSec, ms: Date.now() - started }, `dirty rate measured during the first pass: ${mibPerSec} MiB/s`);
     } catch (err) {
-      if (!this.active) return;
+      // A migration that is ending (guest paused for the switch-over, domain gone, or failed)
+      // fails the measurement too; that is no news. Give its end a moment to show.
+      await Promise.race([this.done, new Promise((r) => setTimeout(r, 2_000).unref())]);
+      if (!this.active) {
+        this.log.debug({ event: 'migration.dirty_rate_failed', err: err instanceof Error ? err.message : String(err) }, 'dirty rate not measured: the migration ended');
+        return;
+      }
       this.log.warn({ event: 'migration.dirty_rate_failed', err: err instanceof Error ? err.message : String(err) }, 'dirty rate not measured; steering from the passes alone');
     }
   }
@@ -373,6 +379,8 @@ export class Migration extends EventEmitter<MigrationEventMap> {
     }
     const sample = sampleFromJobStats(stats, t);
     if (this.status.state === 'pending') this.setState('running');
+    // QEMU's setup phase reports an active job with no figures yet: "0 % of nothing" is no sample
+    if (sample.dataTotal === 0) return;
     const s = this.status;
     s.progress = progressPercent(s.progress, sample);
     s.dataTotal = sample.dataTotal;

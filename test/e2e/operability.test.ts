@@ -309,7 +309,7 @@ describe('operability on the lab', { skip: isRoot ? false : 'needs root (lab hos
 
       const allWarnings = await jd.read([...unit, '-p', 'warning']);
       for (const r of allWarnings) assert.ok(Number(r.PRIORITY) <= 4, `-p warning returned ${JSON.stringify(r)}`);
-      assert.ok(!allWarnings.some((r) => r.VM_NAME === good), 'a clean migration logs nothing at warning or worse');
+      assert.ok(!allWarnings.some((r) => r.VM_NAME === good), `a clean migration logs nothing at warning or worse: ${JSON.stringify(allWarnings.filter((r) => r.VM_NAME === good))}`);
       t.diagnostic(`warning or worse: ${allWarnings.map((r) => `${r.PRIORITY} ${r.EVENT} ${r.VM_NAME ?? ''}`).join('; ')}`);
 
       const goodLines = await jd.waitFor([...unit, `VM_NAME=${good}`], 2);
