@@ -48,7 +48,8 @@ export interface RunResult {
   sentMiB: number;
   actions: number;
   /** VM.estimateMigration asked just before this run */
-  estimate?: { predicted: Forecast; stock: Forecast; dirtyRateMiBps: number; convergesWithoutThrottle: boolean };
+  /** workingSetMiB, residentMiB: what the estimate measured (runs before 2026-12-02 lack them) */
+  estimate?: { predicted: Forecast; stock: Forecast; dirtyRateMiBps: number; workingSetMiB?: number; residentMiB?: number; convergesWithoutThrottle: boolean };
   timeline: Point[];
 }
 

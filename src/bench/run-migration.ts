@@ -191,7 +191,7 @@ export async function runOne(a: LabHostInfo, b: LabHostInfo, tls: TlsPaths, sc: 
       ...(guestFailure ? { guestFailure } : {}),
       sentMiB: Math.round(s.dataProcessed / 1048576),
       actions: s.actions.length,
-      ...(estimate ? { estimate: { predicted: estimate.prediction, stock: estimate.stock, dirtyRateMiBps: estimate.measured.dirtyRateMiBps, convergesWithoutThrottle: estimate.convergesWithoutThrottle } } : {}),
+      ...(estimate ? { estimate: { predicted: estimate.prediction, stock: estimate.stock, dirtyRateMiBps: estimate.measured.dirtyRateMiBps, workingSetMiB: estimate.measured.workingSetMiB, ...(estimate.measured.residentMiB !== undefined ? { residentMiB: estimate.measured.residentMiB } : {}), convergesWithoutThrottle: estimate.convergesWithoutThrottle } } : {}),
       timeline,
     };
   } finally {
