@@ -57,7 +57,7 @@ export const EvacuationVmSchema = z.strictObject({
   /** the destination chosen (planned while waiting, actual once started); null: none fits */
   destination: z.string().nullable(),
   placementReason: z.string(),
-  /** MiB/s given to the migration (its share of the link) */
+  /** MiB/s given to the migration now (its share of the link, rebalanced when a shared migration starts or ends) */
   bandwidthMiBps: z.number().nullable(),
   estimate: EstimateSummarySchema.nullable(),
   /** each try: the destination, the migration id and how it ended (`interrupted`: aborted by the agent's

@@ -1,9 +1,9 @@
-// The evacuation's decisions, pure: the order of the VMs and how they share the link (from the
-// simulator's forecasts of the measured guests), where each one goes (only where it fits), which may
-// start now, and how long the rest should take. The runner (./runner.ts) only carries them out.
+// The evacuation's decisions, pure: the order of the VMs, how many share the link (from the
+// simulator's forecasts of the measured guests), each running one's share as they come and go, where
+// each one goes (only where it fits), which may start now, and how long the rest should take. The runner (./runner.ts) only carries them out.
 import type { EstimateSummary } from '../api/evacuation.js';
 import type { Policy } from '../controller/policy.js';
-import { predictMigration } from '../simulator/predict.js';
+import { predictMigration, SETUP_AND_HANDOVER_SEC } from '../simulator/predict.js';
 
 /** What was measured of a VM before anything moved (null: the measurement failed). */
 export interface VmFacts {
@@ -64,73 +64,198 @@ function summary(f: VmFacts, bandwidthMiBps: number, policy: Policy): EstimateSu
 type Kind = 'light' | 'unmeasured' | 'heavy';
 const KIND_RANK: Record<Kind, number> = { light: 0, unmeasured: 1, heavy: 2 };
 
+/** A VM's forecast at one bandwidth, with what the choice of parallelism compares. */
+export interface Forecast {
+  /** converges without any throttle there: it may share the link without losing guest work */
+  light: boolean;
+  est: (EstimateSummary & { completed: boolean }) | null;
+  timeSec: number;
+  /** guest work lost to throttling, s: 0 for a guest that converges without one (its only loss is the
+   *  final pause, which it pays whatever the plan; counting it would favour whichever bandwidth gives
+   *  the smaller predicted pause, by tenths of a second) */
+  lostSec: number;
+}
+
+export type Forecaster = (i: number, bandwidthMiBps: number) => Forecast;
+
+/** Forecasts per VM (index in the input) and bandwidth, each simulated once (every candidate
+ *  parallelism asks again). */
+function forecaster(input: PlanInput): Forecaster {
+  const memo = new Map<string, Forecast>();
+  return (i, bw) => {
+    const key = `${i}@${bw}`;
+    let fc = memo.get(key);
+    if (fc) return fc;
+    const f = input.vms[i]!;
+    if (!f.measured) {
+      // not measured: taken for a plain copy of its RAM, plus what every migration takes beside copying
+      fc = { light: true, est: null, timeSec: r1(f.ramMiB / bw + SETUP_AND_HANDOVER_SEC), lostSec: 0 };
+    } else {
+      const est = summary(f, bw, input.policy);
+      const light = est.convergesWithoutThrottle && est.completed;
+      fc = { light, est, timeSec: est.timeSec, lostSec: light ? 0 : est.guestWorkLostSec };
+    }
+    memo.set(key, fc);
+    return fc;
+  };
+}
+
+/** Each migration's share when `running` shared ones run at once: never above the link, never below 1. */
+export function fairShare(bandwidthMiBps: number, running: number): number {
+  const B = Math.max(1, Math.floor(bandwidthMiBps));
+  return Math.max(1, Math.min(B, Math.floor(B / Math.max(1, running))));
+}
+
+/** One way to run the evacuation: `parallel` shared migrations at once with a share each, the VMs
+ *  too heavy for that share alone afterwards. */
+export interface Candidate {
+  parallel: number;
+  share: number;
+  /** per VM (input order): shares the link (true) or runs alone with all of it */
+  sharer: boolean[];
+  /** predicted time to empty the host, s */
+  timeSec: number;
+  /** predicted guest work lost to throttling, s */
+  lostSec: number;
+}
+
 /**
- * Orders the VMs. A guest that converges without any throttle on a share of the link ("light") loses
- * nothing by sharing it: those go first, shortest first, several at once, so most VMs leave early and
- * free their slots. A guest that needs a throttle even with a share ("heavy") loses guest work for as
- * long as its migration runs, and a share makes that longer: each runs alone with the whole link,
- * after the light ones, shortest first. A VM whose dirty rate could not be measured is taken for a
- * plain copy at a share, between the two.
+ * What running `parallel` at once predicts. The VMs that converge without a throttle at the share are
+ * the sharers (an unmeasured VM too: a plain copy at a share); the rest run alone with the whole link
+ * after them, one after another. The sharers' time: their predicted times at the share, over how many
+ * run at once (fixed setup and handover overlap; the link stays full since shares are rebalanced when
+ * one ends), but at least the longest one's time alone with the whole link (what it gets at the end).
+ * Parallel 1 is the plain sequence, everything with the whole link.
+ */
+export function evaluateParallel(input: PlanInput, parallel: number, fc: Forecaster = forecaster(input)): Candidate {
+  const B = Math.max(1, Math.floor(input.bandwidthMiBps));
+  const share = fairShare(B, parallel);
+  const n = input.vms.length;
+  const sharer = input.vms.map((_, i) => parallel > 1 && fc(i, share).light);
+  let sharedSum = 0;
+  let longestAlone = 0;
+  let aloneSum = 0;
+  let lostSec = 0;
+  let sharers = 0;
+  for (let i = 0; i < n; i++) {
+    if (sharer[i]) {
+      const at = fc(i, share);
+      sharers += 1;
+      sharedSum += at.timeSec;
+      lostSec += at.lostSec;
+      longestAlone = Math.max(longestAlone, fc(i, B).timeSec);
+    } else {
+      const alone = fc(i, B);
+      aloneSum += alone.timeSec;
+      lostSec += alone.lostSec;
+    }
+  }
+  // fewer sharers than slots: those run side by side, no more
+  const sharedSec = sharers > 0 ? Math.max(sharedSum / Math.min(parallel, sharers), longestAlone) : 0;
+  return { parallel, share: parallel > 1 ? share : B, sharer, timeSec: r1(sharedSec + aloneSum), lostSec: r1(lostSec) };
+}
+
+/** The better of two candidates: less guest work lost, then less time, then fewer at once (less at
+ *  stake in each share when the forecasts are wrong). */
+function better(a: Candidate, b: Candidate): Candidate {
+  if (a.lostSec !== b.lostSec) return a.lostSec < b.lostSec ? a : b;
+  if (a.timeSec !== b.timeSec) return a.timeSec < b.timeSec ? a : b;
+  return a.parallel <= b.parallel ? a : b;
+}
+
+/** Every parallelism from 1 to the cap (no more than the VMs), and the one chosen. */
+export function chooseParallel(input: PlanInput, fc: Forecaster = forecaster(input)): { chosen: Candidate; candidates: Candidate[] } {
+  const cap = Math.max(1, Math.min(Math.floor(input.maxParallel), input.vms.length));
+  const candidates: Candidate[] = [];
+  for (let p = 1; p <= cap; p++) candidates.push(evaluateParallel(input, p, fc));
+  return { chosen: candidates.reduce(better), candidates };
+}
+
+/** Why this parallelism, for each VM's orderReason: the chosen prediction and the next best. */
+function parallelReason(chosen: Candidate, candidates: Candidate[]): string {
+  const others = candidates.filter((c) => c !== chosen);
+  const next = others.length > 0 ? others.reduce(better) : null;
+  const tried = candidates.length > 1 ? `the best of 1..${candidates.length}` : 'the only choice';
+  return `${chosen.parallel} at once (${tried}): predicted ${chosen.timeSec} s in all, ${chosen.lostSec} s of guest work lost to throttling` +
+    (next ? `; next best ${next.parallel} at once: ${next.timeSec} s, ${next.lostSec} s lost` : '');
+}
+
+/**
+ * Orders the VMs and chooses how many share the link. A guest that converges without any throttle on
+ * a share ("light") loses nothing by sharing it: those go first, shortest first, several at once, so
+ * the setup and handover of one overlap the copying of another. A guest that needs a throttle on the
+ * share ("heavy") loses guest work for as long as its migration runs, and a share makes that longer:
+ * each runs alone with the whole link, after the light ones, shortest first. A VM whose dirty rate
+ * could not be measured is taken for a plain copy at a share, between the two. The parallelism is the
+ * one predicted best of 1..maxParallel (see evaluateParallel, chooseParallel).
  */
 export function planEvacuation(input: PlanInput): Plan {
   const B = Math.max(1, Math.floor(input.bandwidthMiBps));
-  const cap = Math.max(1, Math.floor(input.maxParallel));
-  // Light candidates at the share they would get if all ran beside each other; a VM too heavy for
-  // that share is heavy (alone), and the lights left may then each get more.
-  let parallel = Math.max(1, Math.min(cap, input.vms.length));
-  let share = Math.max(1, Math.floor(B / parallel));
-  const classify = (f: VmFacts, shareMiBps: number): Kind => {
-    if (!f.measured) return 'unmeasured';
-    if (shareMiBps >= B) return summary(f, B, input.policy).convergesWithoutThrottle ? 'light' : 'heavy';
-    return summary(f, shareMiBps, input.policy).convergesWithoutThrottle ? 'light' : 'heavy';
-  };
-  let kinds = input.vms.map((f) => classify(f, share));
-  const sharers = kinds.filter((k) => k !== 'heavy').length;
-  if (sharers > 0 && sharers < parallel) {
-    parallel = Math.max(1, Math.min(cap, sharers));
-    share = Math.max(1, Math.floor(B / parallel));
-    kinds = input.vms.map((f, i) => (kinds[i] === 'heavy' ? 'heavy' : classify(f, share)));
-  }
-  if (parallel === 1) share = B;
+  const fc = forecaster(input);
+  const { chosen, candidates } = chooseParallel(input, fc);
+  const { parallel, share } = chosen;
+  const why = parallelReason(chosen, candidates);
 
   const entries = input.vms.map((f, i) => {
-    const kind = kinds[i]!;
-    const exclusive = kind === 'heavy' || parallel === 1;
+    const exclusive = !chosen.sharer[i];
     const bw = exclusive ? B : share;
-    const est = f.measured ? summary(f, bw, input.policy) : null;
-    // an unmeasured VM: at least a plain copy of its RAM
-    const timeSec = est ? est.timeSec : r1(f.ramMiB / bw);
-    return { f, kind, exclusive, bw, est, timeSec };
+    const at = fc(i, bw);
+    // one at a time, a VM is light when it converges without a throttle with the whole link
+    const kind: Kind = !f.measured ? 'unmeasured' : at.light ? 'light' : 'heavy';
+    return { f, i, kind, exclusive, bw, est: at.est, timeSec: at.timeSec };
   });
-  entries.sort((x, y) => KIND_RANK[x.kind] - KIND_RANK[y.kind] || x.timeSec - y.timeSec || x.f.ramMiB - y.f.ramMiB || x.f.vmName.localeCompare(y.f.vmName));
+  // the shared ones first (nothing passes a waiting exclusive one), each group light, unmeasured, heavy
+  entries.sort((x, y) => Number(x.exclusive) - Number(y.exclusive) || KIND_RANK[x.kind] - KIND_RANK[y.kind] || x.timeSec - y.timeSec || x.f.ramMiB - y.f.ramMiB || x.f.vmName.localeCompare(y.f.vmName));
 
-  const vms = entries.map((e, i): PlannedVm => {
+  const vms = entries.map((e, order): PlannedVm => {
     const { completed: _c, ...estimate } = e.est ?? { completed: true };
     const m = e.f.measured;
     let orderReason: string;
-    if (e.kind === 'light') {
-      orderReason = `light: dirties ${r1(m!.dirtyRateMiBps)} MiB/s, converges without a throttle at ${e.bw} MiB/s (predicted ${e.timeSec} s); light ones go first, shortest first` +
-        (e.exclusive ? ', one at a time with the whole link' : `, up to ${parallel} at once with ${share} MiB/s each`);
-    } else if (e.kind === 'unmeasured') {
-      orderReason = `not measured (its dirty rate could not be read): taken for a plain copy of ${e.f.ramMiB} MiB at ${e.bw} MiB/s (${e.timeSec} s), after the light ones, before the heavy ones`;
+    if (e.kind === 'unmeasured') {
+      orderReason = `not measured (its dirty rate could not be read): taken for a plain copy of ${e.f.ramMiB} MiB at ${e.bw} MiB/s (${e.timeSec} s), after the light ones, before the heavy ones` +
+        (e.exclusive ? '' : `, up to ${parallel} at once`);
+    } else if (e.kind === 'light' && !e.exclusive) {
+      orderReason = `light: dirties ${r1(m!.dirtyRateMiBps)} MiB/s, converges without a throttle at a ${e.bw} MiB/s share (predicted ${e.timeSec} s); light ones go first, shortest first, up to ${parallel} at once, sharing the link`;
+    } else if (e.kind === 'light') {
+      const atShare = parallel > 1 ? fc(e.i, share) : null;
+      orderReason = `light: dirties ${r1(m!.dirtyRateMiBps)} MiB/s, converges without a throttle with the whole ${B} MiB/s (predicted ${e.timeSec} s)` +
+        (atShare ? ` but not with a ${share} MiB/s share (there: ${atShare.timeSec} s, ${atShare.est?.guestWorkLostSec ?? 0} s of guest work lost), so alone after the shared ones` : '; one at a time with the whole link, light ones first, shortest first');
     } else {
-      const atShare = parallel > 1 ? summary(e.f, share, input.policy) : null;
+      const atShare = parallel > 1 ? fc(e.i, share).est : null;
       orderReason = `heavy: dirties ${r1(m!.dirtyRateMiBps)} MiB/s, needs a throttle` +
-        (atShare ? ` even with a ${share} MiB/s share (there: ${atShare.timeSec} s, ${atShare.guestWorkLostSec} s of guest work lost)` : '') +
+        (atShare ? ` with a ${share} MiB/s share (there: ${atShare.timeSec} s, ${atShare.guestWorkLostSec} s of guest work lost)` : ' even with the whole link') +
         `; alone with the whole ${B} MiB/s: predicted ${e.timeSec} s, ${e.est?.guestWorkLostSec ?? 0} s lost; after the light ones, shortest first`;
     }
     return {
       vmId: e.f.vmId,
       vmName: e.f.vmName,
       ramMiB: e.f.ramMiB,
-      order: i + 1,
+      order: order + 1,
       exclusive: e.exclusive,
       bandwidthMiBps: e.bw,
       estimate: e.est ? (estimate as EstimateSummary) : null,
-      orderReason,
+      orderReason: `${orderReason}. Parallelism ${why}`,
     };
   });
   return { vms, parallel, shareMiBps: share };
+}
+
+/** A running migration as rebalancing sees it: its current bandwidth. */
+export interface RunningShare {
+  vmId: string;
+  exclusive: boolean;
+  bandwidthMiBps: number;
+}
+
+/**
+ * The bandwidth changes to make now: each running shared migration gets an equal share of the link
+ * (a migration that ended leaves its share to the others; one that started takes its part). Exclusive
+ * ones keep the whole link. Only the migrations whose bandwidth differs are returned.
+ */
+export function rebalanceShares(running: readonly RunningShare[], bandwidthMiBps: number): { vmId: string; bandwidthMiBps: number }[] {
+  const shared = running.filter((r) => !r.exclusive);
+  const each = fairShare(bandwidthMiBps, shared.length);
+  return shared.filter((r) => r.bandwidthMiBps !== each).map((r) => ({ vmId: r.vmId, bandwidthMiBps: each }));
 }
 
 /** A destination as placement sees it. */

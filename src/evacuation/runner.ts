@@ -8,7 +8,7 @@ import type { Destination } from '../api/params.js';
 import { isMigrationActive, type MigrationStatus } from '../api/results.js';
 import { destinationKey } from '../migration/destination.js';
 import type { Policy } from '../controller/policy.js';
-import { chooseDestination, planEvacuation, predictRemainingSec, startable, type DestinationUse, type DestinationView, type VmFacts } from './plan.js';
+import { chooseDestination, fairShare, planEvacuation, predictRemainingSec, rebalanceShares, startable, type DestinationUse, type DestinationView, type VmFacts } from './plan.js';
 import type { RunnerState, StartIntent } from './record.js';
 import { countedAttempts, excludedByAttempts } from './resume.js';
 
@@ -26,6 +26,9 @@ export interface EvacuationPorts {
   status(vmId: string): MigrationStatus | null;
   /** VM.migrateCancel (throws NOT_CANCELLABLE in post-copy) */
   cancel(vmId: string): Promise<void>;
+  /** the running migration's bandwidth from now on, MiB/s (as VM.migrateChangeParams `bandwidth`);
+   *  throws when it cannot be changed (e.g. the migration is ending) */
+  setBandwidth(vmId: string, bandwidthMiBps: number): Promise<void>;
 }
 
 export interface EvacuationOptions {
@@ -45,6 +48,9 @@ export interface EvacuationHooks {
   save?(state: RunnerState): void;
   /** a save after a change failed (the evacuation goes on; a successor would resume from the older record) */
   onSaveError?(err: unknown): void;
+  /** a running migration's share could not be changed (the evacuation goes on; tried again at the next
+   *  look, reported once per VM and bandwidth) */
+  onRebalanceError?(vmId: string, bandwidthMiBps: number, err: unknown): void;
   /** go on from where a predecessor left it: the status (./resume.ts resumedStatus) and the plan's parallelism */
   from?: { status: EvacuationStatus; parallel: number | null; cancelRequested: boolean };
 }
@@ -76,6 +82,8 @@ export class Evacuation extends EventEmitter<{ change: [EvacuationStatus] }> {
   private wake: (() => void) | null = null;
   /** dirty rates measured while planning, and when */
   private readonly measured = new Map<string, { mibPerSec: number; atMs: number }>();
+  /** the bandwidth a VM's share could not be changed to (reported once) */
+  private readonly rebalanceFailed = new Map<string, number>();
 
   constructor(
     private readonly opts: EvacuationOptions,
@@ -151,6 +159,7 @@ export class Evacuation extends EventEmitter<{ change: [EvacuationStatus] }> {
       while (!this.halted && this.status.vms.some((v) => v.state === 'waiting' || v.state === 'migrating')) {
         this.follow();
         if (!this.cancelled) await this.startWhatMay();
+        await this.rebalance();
         await new Promise<void>((resolve) => {
           const t = setTimeout(resolve, this.opts.tickMs ?? 500);
           this.wake = () => {
@@ -307,6 +316,8 @@ export class Evacuation extends EventEmitter<{ change: [EvacuationStatus] }> {
 
   private async startWhatMay(): Promise<void> {
     const order = startable(this.status.vms, this.parallel);
+    // a shared migration starts with its part of the link beside those running and those starting now
+    const sharing = [...this.status.vms.filter((v) => v.state === 'migrating'), ...order.map((i) => this.status.vms[i]!)].filter((v) => !v.exclusive).length;
     for (const i of order) {
       if (this.halted) return;
       const v = this.status.vms[i]!;
@@ -322,7 +333,7 @@ export class Evacuation extends EventEmitter<{ change: [EvacuationStatus] }> {
         continue;
       }
       const dst = this.opts.destinations.find((d) => destinationKey(d) === place.key)!;
-      const bw = v.bandwidthMiBps ?? this.opts.bandwidthMiBps;
+      const bw = v.exclusive ? this.opts.bandwidthMiBps : fairShare(this.opts.bandwidthMiBps, sharing);
       v.destination = place.key;
       v.placementReason = place.reason;
       // write-ahead: a successor looks for a migration of this VM started from now on
@@ -343,6 +354,7 @@ export class Evacuation extends EventEmitter<{ change: [EvacuationStatus] }> {
         });
         if (this.halted) return; // the record keeps the intent; the successor finds the migration
         v.state = 'migrating';
+        v.bandwidthMiBps = bw;
         v.attempts.push({ destination: place.key, migrationId, state: 'running', error: null });
         const u = this.useOf(place.key);
         u.inFlight += 1;
@@ -364,6 +376,29 @@ export class Evacuation extends EventEmitter<{ change: [EvacuationStatus] }> {
       }
       this.changed();
     }
+  }
+
+  /** The running shared migrations split the link equally (./plan.ts rebalanceShares); one that cannot
+   *  be changed keeps its share, and the evacuation goes on. */
+  private async rebalance(): Promise<void> {
+    const running = this.status.vms.filter((v) => v.state === 'migrating');
+    const changes = rebalanceShares(running.map((v) => ({ vmId: v.vmId, exclusive: v.exclusive, bandwidthMiBps: v.bandwidthMiBps ?? this.opts.bandwidthMiBps })), this.opts.bandwidthMiBps);
+    let changed = false;
+    for (const c of changes) {
+      if (this.halted) return;
+      const v = running.find((x) => x.vmId === c.vmId)!;
+      try {
+        await this.ports.setBandwidth(c.vmId, c.bandwidthMiBps);
+        this.rebalanceFailed.delete(c.vmId);
+        if (v.state !== 'migrating') continue;
+        v.bandwidthMiBps = c.bandwidthMiBps;
+        changed = true;
+      } catch (err) {
+        if (this.rebalanceFailed.get(c.vmId) !== c.bandwidthMiBps) this.hooks.onRebalanceError?.(c.vmId, c.bandwidthMiBps, err);
+        this.rebalanceFailed.set(c.vmId, c.bandwidthMiBps);
+      }
+    }
+    if (changed) this.changed();
   }
 
   private refresh(): void {

@@ -10,6 +10,10 @@ import type { RunnerState } from '../../src/evacuation/record.js';
 interface Fake {
   ports: EvacuationPorts;
   started: { vm: string; dst: string; bw: number; measured?: number }[];
+  /** setBandwidth calls, in order (failed ones too) */
+  rebalanced: { vm: string; bw: number; ok: boolean }[];
+  /** setBandwidth throws for these VMs */
+  refuseRebalance: Set<string>;
   finish(vm: string, state: 'completed' | 'failed' | 'cancelled'): void;
 }
 
@@ -17,6 +21,8 @@ interface Fake {
 function fake(vms: string[], caps: Record<string, number | undefined>, refuse: Record<string, string> = {}): Fake {
   const statuses = new Map<string, MigrationStatus>();
   const started: Fake['started'] = [];
+  const rebalanced: Fake['rebalanced'] = [];
+  const refuseRebalance = new Set<string>();
   let n = 0;
   const ports: EvacuationPorts = {
     vms: async () => vms.map((v) => ({ vmId: v, vmName: v, ramMiB: 256 })),
@@ -39,10 +45,17 @@ function fake(vms: string[], caps: Record<string, number | undefined>, refuse: R
       const s = statuses.get(vm)!;
       statuses.set(vm, { ...s, state: 'cancelled' });
     },
+    setBandwidth: async (vm, bw) => {
+      const ok = !refuseRebalance.has(vm) && statuses.get(vm)?.state === 'running';
+      rebalanced.push({ vm, bw, ok });
+      if (!ok) throw new AgentError('NO_MIGRATION', `migration of ${vm} is ending`);
+    },
   };
   return {
     ports,
     started,
+    rebalanced,
+    refuseRebalance,
     finish: (vm, state) => {
       const s = statuses.get(vm)!;
       statuses.set(vm, { ...s, state, error: state === 'failed' ? { code: 1012, name: 'MIGRATION_FAILED', message: 'boom' } : null });
@@ -83,6 +96,51 @@ describe('Evacuation runner', () => {
     assert.deepEqual(s.totals, { vms: 3, done: 3, failed: 0, cancelled: 0, running: 0, remaining: 0 });
     assert.equal(s.destinations.find((d) => d.destination === 'dead')!.state, 'unreachable');
     assert.equal(s.predictedRemainingSec, 0);
+  });
+
+  it('rebalances the link: when a shared migration ends the other gets the whole link, and when one starts beside it both get half', async () => {
+    const f = fake(['v1', 'v2', 'v3'], { b: 4000 });
+    const e = new Evacuation(opts(['b']), f.ports);
+    await until(() => f.started.length === 2);
+    assert.deepEqual(f.started.map((s) => s.bw), [50, 50]);
+    assert.deepEqual(f.rebalanced, [], 'started with their shares: nothing to change');
+    const [first, second] = [f.started[0]!.vm, f.started[1]!.vm];
+    // the first ends and the third starts in the same look: still two sharing, nothing changes
+    f.finish(first, 'completed');
+    await until(() => f.started.length === 3);
+    assert.equal(f.started[2]!.bw, 50);
+    await new Promise((r) => setTimeout(r, 30));
+    assert.deepEqual(f.rebalanced, []);
+    // the second ends; nothing waits: the third, running on, gets the whole link
+    f.finish(second, 'completed');
+    const third = f.started[2]!.vm;
+    await until(() => f.rebalanced.length === 1);
+    assert.deepEqual(f.rebalanced, [{ vm: third, bw: 100, ok: true }]);
+    await until(() => e.snapshot().vms.find((v) => v.vmId === third)!.bandwidthMiBps === 100);
+    f.finish(third, 'completed');
+    const s = await e.done;
+    assert.deepEqual(s.vms.map((v) => [v.vmId, v.bandwidthMiBps]), [[first, 50], [second, 50], [third, 100]], 'the status shows the share each had last');
+  });
+
+  it('a share that cannot be changed is reported once, tried again, and never fails the evacuation', async () => {
+    const f = fake(['v1', 'v2'], { b: 4000 });
+    const errors: [string, number][] = [];
+    const e = new Evacuation(opts(['b']), f.ports, { onRebalanceError: (vm, bw) => errors.push([vm, bw]) });
+    await until(() => f.started.length === 2);
+    const [first, second] = [f.started[0]!.vm, f.started[1]!.vm];
+    f.refuseRebalance.add(second);
+    f.finish(first, 'completed');
+    await until(() => f.rebalanced.length >= 3);
+    assert.deepEqual(errors, [[second, 100]], 'reported once');
+    assert.equal(e.snapshot().vms.find((v) => v.vmId === second)!.bandwidthMiBps, 50, 'keeps its share');
+    f.refuseRebalance.delete(second);
+    await until(() => f.rebalanced.some((r) => r.ok));
+    await until(() => e.snapshot().vms.find((v) => v.vmId === second)!.bandwidthMiBps === 100);
+    f.finish(second, 'completed');
+    const s = await e.done;
+    assert.equal(s.state, 'finished');
+    assert.equal(s.totals.done, 2);
+    assert.equal(s.error, null);
   });
 
   it('a failed migration is retried once on another destination, then reported', async () => {

@@ -13,7 +13,7 @@ import { findDomain, libvirtConnection, libvirtFailure } from '../vm-lookup.js';
 import { DEFAULT_ESTIMATE_BANDWIDTH_MIBPS, LONG_PERIOD_SEC, measureGuest, residentMiB } from './estimate.js';
 import { workingSetFrom } from '../../simulator/predict.js';
 import type { Verbs } from './types.js';
-import { migrate } from './vm.js';
+import { changeParams, migrate } from './vm.js';
 
 /** The agent's own dirty-rate samples stand for a measurement while they are this young (a short
  *  sample every few seconds, a long one every 20 s). */
@@ -63,6 +63,10 @@ function ports(ctx: AgentContext, policy: EvacuationRequest['policy'], vms: Vm[]
     cancel: async (vmId) => {
       await ctx.manager.get(vmId).cancel();
     },
+    // as VM.migrateChangeParams `bandwidth`: through the controller when one steers the migration
+    setBandwidth: async (vmId, bandwidth) => {
+      await changeParams(ctx, { vmId, bandwidth });
+    },
   };
 }
 
@@ -97,7 +101,12 @@ export function runEvacuation(ctx: AgentContext, evacuationId: string, request: 
   const e = ctx.evacuations.start(
     { evacuationId, destinations: request.destinations, policy, maxParallel: request.maxParallel, bandwidthMiBps: request.bandwidthMiBps },
     ports(ctx, request.policy, vms),
-    { ...persistence(ctx, request, vms, evacuationId), ...(from ? { from } : {}) },
+    {
+      ...persistence(ctx, request, vms, evacuationId),
+      onRebalanceError: (vmId, bandwidthMiBps, err) =>
+        ctx.logger.warn({ event: 'evacuation.rebalance_failed', evacuationId, vmId, bandwidthMiBps, err: String(err) }, 'could not change a running migration\'s share of the link; it keeps its share'),
+      ...(from ? { from } : {}),
+    },
   );
   void e.done.then((s) => {
     if (s.state === 'finished' || s.state === 'cancelled') ctx.logger.info({ event: 'evacuation.ended', evacuationId, state: s.state, totals: s.totals, error: s.error }, 'evacuation ended');

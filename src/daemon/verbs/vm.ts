@@ -183,7 +183,8 @@ async function launch(ctx: AgentContext, p: VerbParams<'VM.migrate'>, domain: Do
   }
 }
 
-async function changeParams(ctx: AgentContext, p: VerbParams<'VM.migrateChangeParams'>): Promise<MigrationStatus> {
+/** VM.migrateChangeParams; also how an evacuation rebalances the shares of its running migrations. */
+export async function changeParams(ctx: AgentContext, p: VerbParams<'VM.migrateChangeParams'>): Promise<MigrationStatus> {
   const migration = ctx.manager.get(p.vmId);
   if (!migration.active) {
     throw new AgentError('NO_MIGRATION', `migration of VM ${migration.status.vmName} already ended (${migration.status.state})`);
