@@ -147,3 +147,20 @@ test('a measurement taken in a quiet moment gives way to the first saturated pas
   assert.doesNotMatch(raise.action.reason, /passes stopped shrinking/, 'at the first saturated pass, not after a stall window');
   assert.ok(r.timeSec <= right.timeSec + 5, `${r.timeSec} s vs ${right.timeSec} s measured right`);
 });
+
+test('a light guest whose first pass ends with a high QEMU rate (mostly zero pages) is not throttled: the measurement stands at the first boundary', () => {
+  // seen on the lab: measured at 8 MiB/s, QEMU's rate at the end of pass 1 read 51 MiB/s over a
+  // 28 MiB/s payload; taking that as a phase change throttled the guest to 99 %
+  const c = createController(policy, { guestRamBytes: 256 * MiB, postcopyEnabled: false, bandwidthMiBps: 100, measuredDirtyMiBps: 8 });
+  const sample = (t: number, iteration: number, processedMiB: number, remainingMiB: number, dirtyMiBps: number) => ({
+    t, jobType: 1, iteration,
+    dataTotal: 256 * MiB, dataProcessed: processedMiB * MiB, dataRemaining: remainingMiB * MiB,
+    memTotal: 256 * MiB, memProcessed: processedMiB * MiB, memRemaining: remainingMiB * MiB,
+    zeroPages: 0, normalPages: (processedMiB * MiB) / 4096, pageSize: 4096,
+    dirtyRate: dirtyMiBps * MiB, transferRate: 28 * MiB, throttlePercent: 0, postcopyRequests: 0,
+  });
+  const actions: Action[] = [];
+  for (const s of [sample(1000, 1, 28, 48, 0), sample(2000, 1, 56, 20, 0), sample(3000, 2, 84, 16, 51), sample(3500, 2, 98, 2, 51)]) actions.push(...c.observe(s));
+  const raised = actions.filter((a) => a.type === 'set-throttle' && (a.params['cpu-throttle-initial'] ?? 0) > 1);
+  assert.deepEqual(raised, [], JSON.stringify(actions));
+});
