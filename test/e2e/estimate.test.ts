@@ -61,9 +61,11 @@ describe('VM.estimateMigration on the lab', { skip: isRoot ? false : 'needs root
     assert.equal(e.prediction.peakThrottle, 0);
     assert.ok(e.measured.dirtyRateMiBps <= 10, `a 4 MiB/s guest measured at ${e.measured.dirtyRateMiBps} MiB/s`);
     assert.ok(e.measured.measureMs >= 4000, 'two page-sampling periods (1 s + 3 s) were taken');
-    // QEMU reports its resident set without a balloon; this guest touched little of its 512 MiB
+    // QEMU reports its resident set without a balloon. It holds QEMU's own memory too, and on some
+    // hosts all of the guest's RAM (535 MiB read for this 512 MiB guest on 2026-12-02, with a 16 MiB
+    // working set), so only its range is checked
     const rss = e.measured.residentMiB;
-    assert.ok(rss !== undefined && rss > 0 && rss <= e.measured.ramMiB, `residentMiB ${rss} of ${e.measured.ramMiB} MiB`);
+    assert.ok(rss !== undefined && rss > 0 && rss <= e.measured.ramMiB + 128, `residentMiB ${rss} of ${e.measured.ramMiB} MiB`);
   });
 
   test('errors: unknown VM, bad bandwidth, unknown policy; a reader may not ask', { timeout: 60_000 }, async () => {
@@ -88,7 +90,9 @@ describe('VM.estimateMigration on the lab', { skip: isRoot ? false : 'needs root
     assert.equal(e.convergesWithoutThrottle, false);
     assert.ok(e.prediction.peakThrottle > 0, 'a throttle is predicted');
     assert.equal(e.measured.bandwidthMiBps, 25);
-    assert.ok(e.measured.residentMiB !== undefined && e.measured.residentMiB <= e.measured.ramMiB, `residentMiB ${e.measured.residentMiB}`);
+    // the resident set holds QEMU's own memory too (34 MiB measured beside the dirtying guest's RAM), so
+    // a guest that touched all of its RAM reads a little above it
+    assert.ok(e.measured.residentMiB !== undefined && e.measured.residentMiB > 0 && e.measured.residentMiB <= e.measured.ramMiB + 128, `residentMiB ${e.measured.residentMiB} of ${e.measured.ramMiB} MiB`);
 
     await call(agent(A), 'VM.migrate', { vmId: 'est-heavy', dst: agent(B), bandwidth: 25 });
     const s = await waitFor(
