@@ -10,8 +10,8 @@ import type { Logger } from 'pino';
 import { measureDirtyRate } from '../libvirt/dirty-rate.js';
 import { DomainState } from '../libvirt/types.js';
 import type { LibvirtLink } from './libvirt-link.js';
-// the estimate's periods: workingSetFrom reads a short and a long sample of these lengths
-import { LONG_PERIOD_SEC, SHORT_PERIOD_SEC } from './verbs/estimate.js';
+// the pair of periods workingSetFrom reads
+import { LONG_PERIOD_SEC, SHORT_PERIOD_SEC } from '../simulator/predict.js';
 
 /** a long sample when the last one is older than this, ms; short ones otherwise (quiet spells show
  *  in the short ones) */

@@ -8,7 +8,8 @@ import type { Destination } from '../api/params.js';
 import { isMigrationActive, type MigrationStatus } from '../api/results.js';
 import { destinationKey } from '../migration/destination.js';
 import type { Policy } from '../controller/policy.js';
-import { chooseDestination, fairShare, planEvacuation, predictRemainingSec, rebalanceShares, startable, type DestinationUse, type DestinationView, type VmFacts } from './plan.js';
+import { fairShare, planEvacuation, predictRemainingSec, rebalanceShares, startable, type VmFacts } from './plan.js';
+import { chooseDestination, type DestinationUse, type DestinationView } from './placement.js';
 import type { RunnerState, StartIntent } from './record.js';
 import { countedAttempts, excludedByAttempts } from './resume.js';
 

@@ -147,15 +147,16 @@ export class Migration extends EventEmitter<MigrationEventMap> {
       if (!this.active) return;
       this.plan.controller?.useMeasuredDirtyRate?.(mibPerSec);
       this.log.info({ event: 'migration.dirty_rate', mibPerSec, ms: Date.now() - started }, `dirty rate measured during the first pass: ${mibPerSec} MiB/s`);
-    } catch (err) {
+    } catch (e) {
+      const err = e instanceof Error ? e.message : String(e);
       // A migration that is ending (guest paused for the switch-over, domain gone, or failed)
       // fails the measurement too; that is no news. Give its end a moment to show.
       await Promise.race([this.done, new Promise((r) => setTimeout(r, 2_000).unref())]);
       if (!this.active) {
-        this.log.debug({ event: 'migration.dirty_rate_failed', err: err instanceof Error ? err.message : String(err) }, 'dirty rate not measured: the migration ended');
+        this.log.debug({ event: 'migration.dirty_rate_failed', err }, 'dirty rate not measured: the migration ended');
         return;
       }
-      this.log.warn({ event: 'migration.dirty_rate_failed', err: err instanceof Error ? err.message : String(err) }, 'dirty rate not measured; steering from the passes alone');
+      this.log.warn({ event: 'migration.dirty_rate_failed', err }, 'dirty rate not measured; steering from the passes alone');
     }
   }
 

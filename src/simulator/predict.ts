@@ -114,6 +114,11 @@ export function zeroMiBFrom(ramMiB: number, residentMiB: number, overheadMiB = Q
 
 export const MIN_SATURATION_SIGNAL_MIBPS = 8;
 
+/** Page-sampling periods, s, of the pair workingSetFrom reads: the short one gives the rate, the long
+ *  one bounds the working set. */
+export const SHORT_PERIOD_SEC = 1;
+export const LONG_PERIOD_SEC = 3;
+
 /**
  * The working set from two page-sampling measurements (pure). Page sampling counts distinct pages, so
  * over a long period a working set smaller than rate x period shows as its size / period. When the

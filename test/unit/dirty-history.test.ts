@@ -3,7 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { freshPair, HISTORY_WINDOW_MS, withinWindow } from '../../src/daemon/dirty-history.js';
-import { LONG_PERIOD_SEC as LONG_SAMPLE_SEC, SHORT_PERIOD_SEC as SHORT_SAMPLE_SEC } from '../../src/daemon/verbs/estimate.js';
+import { LONG_PERIOD_SEC as LONG_SAMPLE_SEC, SHORT_PERIOD_SEC as SHORT_SAMPLE_SEC } from '../../src/simulator/predict.js';
 
 const s = (atMs: number, mibPerSec: number, periodSec = SHORT_SAMPLE_SEC) => ({ atMs, mibPerSec, periodSec });
 

@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { builtinPolicy } from '../../src/controller/policy.js';
-import { chooseDestination, chooseParallel, evaluateParallel, fairShare, planEvacuation, predictRemainingSec, rebalanceShares, startable, type DestinationView, type Forecast } from '../../src/evacuation/plan.js';
+import { chooseParallel, evaluateParallel, fairShare, planEvacuation, predictRemainingSec, rebalanceShares, startable, type Forecast } from '../../src/evacuation/plan.js';
+import { chooseDestination, type DestinationView } from '../../src/evacuation/placement.js';
 
 const policy = builtinPolicy('minimal-downtime');
 const light = (name: string, ramMiB = 512, rate = 5) => ({ vmId: name, vmName: name, ramMiB, measured: { dirtyRateMiBps: rate, workingSetMiB: 32 } });

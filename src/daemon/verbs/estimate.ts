@@ -7,7 +7,7 @@ import type { VerbParams } from '../../api/catalog.js';
 import type { Policy } from '../../controller/policy.js';
 import { DirtyRateError, measureDirtyRate } from '../../libvirt/dirty-rate.js';
 import { DomainState, type Domain } from '../../libvirt/types.js';
-import { predictMigration, workingSetFrom } from '../../simulator/predict.js';
+import { LONG_PERIOD_SEC, predictMigration, SHORT_PERIOD_SEC, workingSetFrom } from '../../simulator/predict.js';
 import type { AgentContext } from '../context.js';
 import { findDomain, libvirtConnection, libvirtFailure } from '../vm-lookup.js';
 import type { Verbs } from './types.js';
@@ -16,9 +16,6 @@ import { stateName } from './vm.js';
 /** Migration throughput when no bandwidth is given: QEMU's stream was CPU-bound at 60-130 MiB/s in
  *  the lab (docs/lab.md); the middle of that range. */
 export const DEFAULT_ESTIMATE_BANDWIDTH_MIBPS = 100;
-/** page-sampling periods, s: the short one gives the rate, the long one bounds the working set */
-export const SHORT_PERIOD_SEC = 1;
-export const LONG_PERIOD_SEC = 3;
 
 async function measure(domain: Domain, seconds: number): Promise<number> {
   try {

@@ -10,8 +10,8 @@ import { destinationCapabilities, destinationKey } from '../../migration/destina
 import { destinationRules } from '../security/destination-rules.js';
 import type { AgentContext } from '../context.js';
 import { findDomain, libvirtConnection, libvirtFailure } from '../vm-lookup.js';
-import { DEFAULT_ESTIMATE_BANDWIDTH_MIBPS, LONG_PERIOD_SEC, measureGuest, residentMiB } from './estimate.js';
-import { workingSetFrom } from '../../simulator/predict.js';
+import { DEFAULT_ESTIMATE_BANDWIDTH_MIBPS, measureGuest, residentMiB } from './estimate.js';
+import { LONG_PERIOD_SEC, workingSetFrom } from '../../simulator/predict.js';
 import type { Verbs } from './types.js';
 import { changeParams, migrate } from './vm.js';
 
