@@ -37,6 +37,8 @@ export interface StartRecord {
 export class MigrationManager extends EventEmitter<MigrationEventMap> {
   /** by VM UUID, the latest migration of each VM */
   private readonly byVm = new Map<string, Outgoing>();
+  /** each ended migration's last steps (destination released, record removed) still under way */
+  private readonly ending = new Set<Promise<unknown>>();
   /** VMs holding a slot while their migration is being started (destination admission) */
   private readonly reserved = new Set<string>();
   private readonly queue = new OutgoingQueue<{ waiting: WaitingMigration; launch: Launch }>(MAX_QUEUED);
@@ -274,7 +276,7 @@ export class MigrationManager extends EventEmitter<MigrationEventMap> {
         warned = true;
       }
     };
-    void migration.done
+    const ending = migration.done
       .then(onEnd)
       .finally(() => {
         try {
@@ -282,9 +284,11 @@ export class MigrationManager extends EventEmitter<MigrationEventMap> {
         } catch (err) {
           log.warn({ event: 'migration.state_write_failed', err: String(err) }, 'could not remove the record of an ended migration');
         }
+        this.ending.delete(ending);
         this.prune();
         this.pump();
       });
+    this.ending.add(ending);
   }
 
   private track(vmUuid: string, m: Outgoing): void {
@@ -336,9 +340,12 @@ export class MigrationManager extends EventEmitter<MigrationEventMap> {
     return [...this.byVm.values()].map((m) => m.snapshot());
   }
 
-  /** Wait for every active migration to end (used at shutdown after cancelling them). */
+  /** Wait for every active migration to end, and for its record to be removed (used at shutdown after
+   *  cancelling them): a record left behind makes the next agent take the ended migration for one
+   *  that ran on unattended. */
   async settle(): Promise<void> {
     await Promise.all([...this.byVm.values()].map((m) => m.done));
+    await Promise.allSettled([...this.ending]);
   }
 
   private prune(): void {

@@ -155,3 +155,31 @@ test('a domain that vanishes between the lookup and the job query counts as gone
   assert.deepEqual(await findVm(goneDomain('8f1c1f3e-0000-4000-8000-000000000001', 'g')), { present: false });
   assert.deepEqual(await findVm(null), { present: false });
 });
+
+test('shutdown waits for an ended migration\'s last steps: its record is gone when settle() returns', async () => {
+  // a record left behind made the next agent take a migration cancelled at shutdown for one that ran on
+  const dir = mkdtempSync(join(tmpdir(), 'vmigrate-mgr-'));
+  try {
+    const ledger = new MigrationLedger(join(dir, 'state'));
+    const manager = new MigrationManager(2, ledger);
+    const domain = goneDomain('22222222-2222-2222-2222-222222222222', 'g2');
+    let released = false;
+    const m = manager.start(
+      {
+        migrationId: 'm2', domain, vmUuid: domain.uuid, vmName: 'g2', source: 'a', destination: 'b', dconnuri: 'qemu+unix:///system',
+        params: {}, flags: 0, policyName: 'stock', controller: null, intervalMs: 10, sampleTimeoutMs: 100, logger: pino({ level: 'silent' }),
+        transferStallMs: 30_000, postcopyRecoveryMs: 60_000, reacquire: async () => domain, viewDestination: async () => ({ kind: 'unreachable' as const }),
+      },
+      { policy: null, guestRamBytes: 1 << 20, postcopy: false },
+      // the destination's admission slot is released over the network: slow
+      async () => { await new Promise((r) => setTimeout(r, 300)); released = true; },
+    );
+    assert.equal(ledger.entries().entries.length, 1);
+    await m.done;
+    await manager.settle();
+    assert.equal(released, true);
+    assert.deepEqual(ledger.entries().entries, []);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
