@@ -4,7 +4,8 @@
 // (./runner.ts) only carries them out.
 import type { EstimateSummary } from '../api/evacuation.js';
 import type { Policy } from '../controller/policy.js';
-import { predictMigration, SETUP_AND_HANDOVER_SEC } from '../simulator/predict.js';
+import { LAB_ZERO_SCAN_MIBPS, predictMigration, SETUP_AND_HANDOVER_SEC } from '../simulator/predict.js';
+import { dirtyScale, STREAM_CORE_MIBPS, streamCpuShare, streamRateMiBps, without, type HostLoad } from './host-load.js';
 
 /** What was measured of a VM before anything moved (null: the measurement failed). */
 export interface VmFacts {
@@ -13,6 +14,9 @@ export interface VmFacts {
   ramMiB: number;
   /** residentMiB: the QEMU process's resident set (see PredictInput) */
   measured: { dirtyRateMiBps: number; workingSetMiB: number; residentMiB?: number } | null;
+  /** the guest's part of the host's load, in threads that want a CPU (see host-load.ts guestDemand);
+   *  absent: unknown, counted as nothing (its leaving frees no CPU in the forecast) */
+  cpuDemand?: number;
 }
 
 export interface PlanInput {
@@ -22,6 +26,9 @@ export interface PlanInput {
   /** most migrations at once (the request's maxParallel, bounded by the source's outgoing limit) */
   maxParallel: number;
   policy: Policy;
+  /** the source host's load before anything moved; absent: every stream is taken to get its share of
+   *  the link (a host with cores to spare) */
+  load?: HostLoad;
 }
 
 export interface PlannedVm {
@@ -47,11 +54,14 @@ export interface Plan {
 
 const r1 = (x: number) => Math.round(x * 10) / 10;
 
-function summary(f: VmFacts, bandwidthMiBps: number, policy: Policy): EstimateSummary & { completed: boolean } {
+function summary(f: VmFacts, bandwidthMiBps: number, host: HostShare, policy: Policy): EstimateSummary & { completed: boolean } {
   const m = f.measured!;
-  const fc = predictMigration({ ramMiB: f.ramMiB, dirtyMiBps: m.dirtyRateMiBps, workingSetMiB: m.workingSetMiB, bandwidthMiBps, ...(m.residentMiB !== undefined ? { residentMiB: m.residentMiB } : {}) }, policy);
+  const fc = predictMigration(
+    { ramMiB: f.ramMiB, dirtyMiBps: m.dirtyRateMiBps * host.dirtyScale, workingSetMiB: m.workingSetMiB, bandwidthMiBps, zeroScanMiBps: LAB_ZERO_SCAN_MIBPS * host.cpu, ...(m.residentMiB !== undefined ? { residentMiB: m.residentMiB } : {}) },
+    policy,
+  );
   return {
-    dirtyRateMiBps: r1(m.dirtyRateMiBps),
+    dirtyRateMiBps: r1(m.dirtyRateMiBps * host.dirtyScale),
     ramMiB: f.ramMiB,
     bandwidthMiBps,
     timeSec: fc.prediction.timeSec,
@@ -77,14 +87,25 @@ export interface Forecast {
   lostSec: number;
 }
 
-export type Forecaster = (i: number, bandwidthMiBps: number) => Forecast;
+/** The host as a migration sees it: the part of a core its migration thread gets, and how much faster
+ *  (or slower) the guest dirties memory than when measured (host-load.ts). */
+export interface HostShare {
+  cpu: number;
+  dirtyScale: number;
+}
 
-/** Forecasts per VM (index in the input) and bandwidth, each simulated once (every candidate
+const IDLE_HOST: HostShare = { cpu: 1, dirtyScale: 1 };
+
+/** A VM's forecast at a payload rate (MiB/s) on the host as it is then (default: as measured, cores to spare). */
+export type Forecaster = (i: number, bandwidthMiBps: number, host?: HostShare) => Forecast;
+
+/** Forecasts per VM (index in the input), rate and CPU share, each simulated once (every candidate
  *  parallelism asks again). */
 function forecaster(input: PlanInput): Forecaster {
   const memo = new Map<string, Forecast>();
-  return (i, bw) => {
-    const key = `${i}@${bw}`;
+  return (i, bw, at = IDLE_HOST) => {
+    const host = { cpu: Math.round(at.cpu * 100) / 100, dirtyScale: Math.round(at.dirtyScale * 100) / 100 };
+    const key = `${i}@${bw}@${host.cpu}@${host.dirtyScale}`;
     let fc = memo.get(key);
     if (fc) return fc;
     const f = input.vms[i]!;
@@ -92,7 +113,7 @@ function forecaster(input: PlanInput): Forecaster {
       // not measured: taken for a plain copy of its RAM, plus what every migration takes beside copying
       fc = { light: true, est: null, timeSec: r1(f.ramMiB / bw + SETUP_AND_HANDOVER_SEC), lostSec: 0 };
     } else {
-      const est = summary(f, bw, input.policy);
+      const est = summary(f, bw, host, input.policy);
       const light = est.convergesWithoutThrottle && est.completed;
       fc = { light, est, timeSec: est.timeSec, lostSec: light ? 0 : est.guestWorkLostSec };
     }
@@ -114,10 +135,50 @@ export interface Candidate {
   share: number;
   /** per VM (input order): shares the link (true) or runs alone with all of it */
   sharer: boolean[];
+  /** per VM (input order): the payload rate it is forecast at, MiB/s: its part of the link, less where
+   *  the host's CPU holds its stream back (host-load.ts) */
+  rate: number[];
+  /** per VM (input order): the host as its migration is forecast to see it */
+  host: HostShare[];
+  /** the VMs (input indices) in the order they start: the sharers, then the others one by one */
+  order: number[];
   /** predicted time to empty the host, s */
   timeSec: number;
   /** predicted guest work lost to throttling, s */
   lostSec: number;
+}
+
+/** One of `streams` migrations side by side with `linkShare` MiB/s of the link, on the host as it is
+ *  then (`load`; the guests were measured on `measuredOn`): what its stream moves, MiB/s, and the host
+ *  as it sees it. */
+interface StreamAt extends HostShare {
+  rate: number;
+}
+
+function streamAt(measuredOn: HostLoad | undefined, load: HostLoad | undefined, streams: number, linkShare: number, linkMiBps: number): StreamAt {
+  if (!measuredOn || !load) return { rate: linkShare, ...IDLE_HOST };
+  // a stream with a core of its own is taken to fill the link (as without a load), and never to move
+  // less than the lab's calibration: only the crowding is the load's
+  const coreMiBps = Math.max(STREAM_CORE_MIBPS, linkMiBps);
+  return {
+    rate: Math.max(1, Math.min(linkShare, Math.floor(streamRateMiBps(load, streams, coreMiBps)))),
+    cpu: streamCpuShare(load, streams),
+    dirtyScale: dirtyScale(measuredOn, load, streams),
+  };
+}
+
+function kindOf(f: VmFacts, at: Forecast): Kind {
+  return !f.measured ? 'unmeasured' : at.light ? 'light' : 'heavy';
+}
+
+/** Run order within a group: light, unmeasured, heavy; then shortest first. */
+function byKindThenTime(input: PlanInput, at: (i: number) => Forecast): (x: number, y: number) => number {
+  const key = (i: number) => ({ f: input.vms[i]!, fc: at(i) });
+  return (x, y) => {
+    const a = key(x);
+    const b = key(y);
+    return KIND_RANK[kindOf(a.f, a.fc)] - KIND_RANK[kindOf(b.f, b.fc)] || a.fc.timeSec - b.fc.timeSec || a.f.ramMiB - b.f.ramMiB || a.f.vmName.localeCompare(b.f.vmName);
+  };
 }
 
 /**
@@ -127,33 +188,54 @@ export interface Candidate {
  * run at once (fixed setup and handover overlap; the link stays full since shares are rebalanced when
  * one ends), but at least the longest one's time alone with the whole link (what it gets at the end).
  * Parallel 1 is the plain sequence, everything with the whole link.
+ *
+ * With the host's load known, a stream moves no more than its migration thread's part of a core
+ * allows (host-load.ts): side by side, streams each get less of the link but together more of the
+ * CPU. The sharers are forecast on the host as measured; each one alone after them on the host the
+ * VMs before it have left (their CPU freed).
  */
 export function evaluateParallel(input: PlanInput, parallel: number, fc: Forecaster = forecaster(input)): Candidate {
   const B = Math.max(1, Math.floor(input.bandwidthMiBps));
   const share = fairShare(B, parallel);
   const n = input.vms.length;
-  const sharer = input.vms.map((_, i) => parallel > 1 && fc(i, share).light);
+  const all = [...input.vms.keys()];
+  const atShare = streamAt(input.load, input.load, parallel, share, B);
+  const sharer = input.vms.map((_, i) => parallel > 1 && fc(i, atShare.rate, atShare).light);
+  const rate = new Array<number>(n).fill(B);
+  const host = new Array<HostShare>(n).fill(IDLE_HOST);
+  const demand = (i: number) => input.vms[i]!.cpuDemand ?? 0;
+
+  const shared = all.filter((i) => sharer[i]).sort(byKindThenTime(input, (i) => fc(i, atShare.rate, atShare)));
+  const aloneAtStart = streamAt(input.load, input.load, 1, B, B);
   let sharedSum = 0;
   let longestAlone = 0;
-  let aloneSum = 0;
   let lostSec = 0;
-  let sharers = 0;
-  for (let i = 0; i < n; i++) {
-    if (sharer[i]) {
-      const at = fc(i, share);
-      sharers += 1;
-      sharedSum += at.timeSec;
-      lostSec += at.lostSec;
-      longestAlone = Math.max(longestAlone, fc(i, B).timeSec);
-    } else {
-      const alone = fc(i, B);
-      aloneSum += alone.timeSec;
-      lostSec += alone.lostSec;
-    }
+  for (const i of shared) {
+    const at = fc(i, atShare.rate, atShare);
+    sharedSum += at.timeSec;
+    lostSec += at.lostSec;
+    longestAlone = Math.max(longestAlone, fc(i, aloneAtStart.rate, aloneAtStart).timeSec);
+    rate[i] = atShare.rate;
+    host[i] = atShare;
   }
   // fewer sharers than slots: those run side by side, no more
-  const sharedSec = sharers > 0 ? Math.max(sharedSum / Math.min(parallel, sharers), longestAlone) : 0;
-  return { parallel, share: parallel > 1 ? share : B, sharer, timeSec: r1(sharedSec + aloneSum), lostSec: r1(lostSec) };
+  const sharedSec = shared.length > 0 ? Math.max(sharedSum / Math.min(parallel, shared.length), longestAlone) : 0;
+
+  // the others one by one, each on the host the VMs before it have left
+  let load = input.load && without(input.load, shared.map(demand));
+  const afterShared = streamAt(input.load, load, 1, B, B);
+  const rest = all.filter((i) => !sharer[i]).sort(byKindThenTime(input, (i) => fc(i, afterShared.rate, afterShared)));
+  let aloneSum = 0;
+  for (const i of rest) {
+    const at = streamAt(input.load, load, 1, B, B);
+    const f = fc(i, at.rate, at);
+    aloneSum += f.timeSec;
+    lostSec += f.lostSec;
+    rate[i] = at.rate;
+    host[i] = at;
+    load = load && without(load, [demand(i)]);
+  }
+  return { parallel, share: parallel > 1 ? share : B, sharer, rate, host, order: [...shared, ...rest], timeSec: r1(sharedSec + aloneSum), lostSec: r1(lostSec) };
 }
 
 /** The better of two candidates: less guest work lost, then less time, then fewer at once (less at
@@ -173,12 +255,13 @@ export function chooseParallel(input: PlanInput, fc: Forecaster = forecaster(inp
 }
 
 /** Why this parallelism, for each VM's orderReason: the chosen prediction and the next best. */
-function parallelReason(chosen: Candidate, candidates: Candidate[]): string {
+function parallelReason(chosen: Candidate, candidates: Candidate[], load: HostLoad | undefined): string {
   const others = candidates.filter((c) => c !== chosen);
   const next = others.length > 0 ? others.reduce(better) : null;
   const tried = candidates.length > 1 ? `the best of 1..${candidates.length}` : 'the only choice';
   return `${chosen.parallel} at once (${tried}): predicted ${chosen.timeSec} s in all, ${chosen.lostSec} s of guest work lost to throttling` +
-    (next ? `; next best ${next.parallel} at once: ${next.timeSec} s, ${next.lostSec} s lost` : '');
+    (next ? `; next best ${next.parallel} at once: ${next.timeSec} s, ${next.lostSec} s lost` : '') +
+    (load ? `; the host had ${r1(load.runnable)} threads wanting its ${load.cores} CPUs` : '');
 }
 
 /**
@@ -195,37 +278,39 @@ export function planEvacuation(input: PlanInput): Plan {
   const fc = forecaster(input);
   const { chosen, candidates } = chooseParallel(input, fc);
   const { parallel, share } = chosen;
-  const why = parallelReason(chosen, candidates);
+  const why = parallelReason(chosen, candidates, input.load);
+  const sharedStream = streamAt(input.load, input.load, parallel, share, B);
+  // where the forecast moves less than the VM's part of the link: the host's CPU holds the stream back
+  const cpuNote = (rate: number, bw: number) => (rate < bw ? ` (the busy host holds its stream to ${rate} MiB/s)` : '');
 
-  const entries = input.vms.map((f, i) => {
+  // the shared ones first (nothing passes a waiting exclusive one), each group light, unmeasured, heavy
+  const entries = chosen.order.map((i) => {
+    const f = input.vms[i]!;
     const exclusive = !chosen.sharer[i];
     const bw = exclusive ? B : share;
-    const at = fc(i, bw);
+    const at = fc(i, chosen.rate[i]!, chosen.host[i]);
     // one at a time, a VM is light when it converges without a throttle with the whole link
-    const kind: Kind = !f.measured ? 'unmeasured' : at.light ? 'light' : 'heavy';
-    return { f, i, kind, exclusive, bw, est: at.est, timeSec: at.timeSec };
+    return { f, i, kind: kindOf(f, at), exclusive, bw, rate: chosen.rate[i]!, est: at.est, timeSec: at.timeSec };
   });
-  // the shared ones first (nothing passes a waiting exclusive one), each group light, unmeasured, heavy
-  entries.sort((x, y) => Number(x.exclusive) - Number(y.exclusive) || KIND_RANK[x.kind] - KIND_RANK[y.kind] || x.timeSec - y.timeSec || x.f.ramMiB - y.f.ramMiB || x.f.vmName.localeCompare(y.f.vmName));
 
   const vms = entries.map((e, order): PlannedVm => {
     const { completed: _c, ...estimate } = e.est ?? { completed: true };
     const m = e.f.measured;
     let orderReason: string;
     if (e.kind === 'unmeasured') {
-      orderReason = `not measured (its dirty rate could not be read): taken for a plain copy of ${e.f.ramMiB} MiB at ${e.bw} MiB/s (${e.timeSec} s), after the light ones, before the heavy ones` +
+      orderReason = `not measured (its dirty rate could not be read): taken for a plain copy of ${e.f.ramMiB} MiB at ${e.bw} MiB/s${cpuNote(e.rate, e.bw)} (${e.timeSec} s), after the light ones, before the heavy ones` +
         (e.exclusive ? '' : `, up to ${parallel} at once`);
     } else if (e.kind === 'light' && !e.exclusive) {
-      orderReason = `light: dirties ${r1(m!.dirtyRateMiBps)} MiB/s, converges without a throttle at a ${e.bw} MiB/s share (predicted ${e.timeSec} s); light ones go first, shortest first, up to ${parallel} at once, sharing the link`;
+      orderReason = `light: dirties ${r1(m!.dirtyRateMiBps)} MiB/s, converges without a throttle at a ${e.bw} MiB/s share${cpuNote(e.rate, e.bw)} (predicted ${e.timeSec} s); light ones go first, shortest first, up to ${parallel} at once, sharing the link`;
     } else if (e.kind === 'light') {
-      const atShare = parallel > 1 ? fc(e.i, share) : null;
-      orderReason = `light: dirties ${r1(m!.dirtyRateMiBps)} MiB/s, converges without a throttle with the whole ${B} MiB/s (predicted ${e.timeSec} s)` +
+      const atShare = parallel > 1 ? fc(e.i, sharedStream.rate, sharedStream) : null;
+      orderReason = `light: dirties ${r1(m!.dirtyRateMiBps)} MiB/s, converges without a throttle with the whole ${B} MiB/s${cpuNote(e.rate, e.bw)} (predicted ${e.timeSec} s)` +
         (atShare ? ` but not with a ${share} MiB/s share (there: ${atShare.timeSec} s, ${atShare.est?.guestWorkLostSec ?? 0} s of guest work lost), so alone after the shared ones` : '; one at a time with the whole link, light ones first, shortest first');
     } else {
-      const atShare = parallel > 1 ? fc(e.i, share).est : null;
+      const atShare = parallel > 1 ? fc(e.i, sharedStream.rate, sharedStream).est : null;
       orderReason = `heavy: dirties ${r1(m!.dirtyRateMiBps)} MiB/s, needs a throttle` +
         (atShare ? ` with a ${share} MiB/s share (there: ${atShare.timeSec} s, ${atShare.guestWorkLostSec} s of guest work lost)` : ' even with the whole link') +
-        `; alone with the whole ${B} MiB/s: predicted ${e.timeSec} s, ${e.est?.guestWorkLostSec ?? 0} s lost; after the light ones, shortest first`;
+        `; alone with the whole ${B} MiB/s${cpuNote(e.rate, e.bw)}: predicted ${e.timeSec} s, ${e.est?.guestWorkLostSec ?? 0} s lost; after the light ones, shortest first`;
     }
     return {
       vmId: e.f.vmId,

@@ -10,6 +10,7 @@ import { destinationKey } from '../migration/destination.js';
 import type { Policy } from '../controller/policy.js';
 import { fairShare, planEvacuation, predictRemainingSec, rebalanceShares, startable, type VmFacts } from './plan.js';
 import { chooseDestination, type DestinationUse, type DestinationView } from './placement.js';
+import type { HostLoad } from './host-load.js';
 import type { RunnerState, StartIntent } from './record.js';
 import { countedAttempts, excludedByAttempts } from './resume.js';
 
@@ -30,6 +31,9 @@ export interface EvacuationPorts {
   /** the running migration's bandwidth from now on, MiB/s (as VM.migrateChangeParams `bandwidth`);
    *  throws when it cannot be changed (e.g. the migration is ending) */
   setBandwidth(vmId: string, bandwidthMiBps: number): Promise<void>;
+  /** the source host's load over a short while, and each VM's part of it (threads wanting a CPU, by
+   *  VM id); null or absent: unknown, the plan then takes every stream to get its share of the link */
+  hostLoad?(vmIds: string[]): Promise<{ load: HostLoad; demand: Map<string, number> } | null>;
 }
 
 export interface EvacuationOptions {
@@ -183,12 +187,15 @@ export class Evacuation extends EventEmitter<{ change: [EvacuationStatus] }> {
   private async plan(): Promise<void> {
     const [vms, dests] = await Promise.all([this.ports.vms(), this.askDestinations()]);
     this.setDestinations(dests);
-    // measured side by side: page sampling of one guest does not disturb another's
-    const facts = await Promise.all(
-      vms.map(async (v): Promise<VmFacts> => ({ ...v, measured: await this.ports.measure(v.vmId).catch(() => null) })),
-    );
+    // measured side by side: page sampling of one guest does not disturb another's; the host's load
+    // meanwhile (the sampling itself costs QEMU little)
+    const [facts, host] = await Promise.all([
+      Promise.all(vms.map(async (v): Promise<VmFacts> => ({ ...v, measured: await this.ports.measure(v.vmId).catch(() => null) }))),
+      this.ports.hostLoad?.(vms.map((v) => v.vmId)).catch(() => null) ?? Promise.resolve(null),
+    ]);
+    if (host) for (const f of facts) f.cpuDemand = host.demand.get(f.vmId) ?? 0;
     for (const f of facts) if (f.measured) this.measured.set(f.vmId, { mibPerSec: f.measured.dirtyRateMiBps, atMs: Date.now() });
-    const plan = planEvacuation({ vms: facts, bandwidthMiBps: this.opts.bandwidthMiBps, maxParallel: this.opts.maxParallel, policy: this.opts.policy });
+    const plan = planEvacuation({ vms: facts, bandwidthMiBps: this.opts.bandwidthMiBps, maxParallel: this.opts.maxParallel, policy: this.opts.policy, ...(host ? { load: host.load } : {}) });
     this.parallel = plan.parallel;
     if (this.halted) return;
     // tentative placement, for status: as if each went in order

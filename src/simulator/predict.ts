@@ -17,6 +17,9 @@ export interface PredictInput {
   /** the QEMU process's resident set, MiB (virDomainMemoryStats "rss"); absent: unknown, and the
    *  simulator's default zero-page share is used */
   residentMiB?: number;
+  /** zero-page scan rate of the first pass, MiB/s; absent: LAB_ZERO_SCAN_MIBPS (a migration thread
+   *  with a core to itself) */
+  zeroScanMiBps?: number;
 }
 
 export interface Prediction {
@@ -70,7 +73,7 @@ export function predictMigration(input: PredictInput, policy: Policy): Migration
     bandwidthMiBps: input.bandwidthMiBps,
     postcopyEnabled: policy.allowPostcopy,
     ...(input.residentMiB !== undefined ? { zeroMiB: zeroMiBFrom(input.ramMiB, input.residentMiB) } : {}),
-    zeroScanMiBps: LAB_ZERO_SCAN_MIBPS,
+    zeroScanMiBps: input.zeroScanMiBps ?? LAB_ZERO_SCAN_MIBPS,
   };
   // simulate as long as the policy would let the migration run
   const limitSec = (p: Policy) => completionTimeoutMs(p, input.ramMiB * 1024 * 1024) / 1000;

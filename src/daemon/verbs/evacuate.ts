@@ -14,6 +14,7 @@ import { DEFAULT_ESTIMATE_BANDWIDTH_MIBPS, measureGuest, residentMiB } from './e
 import { LONG_PERIOD_SEC, workingSetFrom } from '../../simulator/predict.js';
 import type { Verbs } from './types.js';
 import { changeParams, migrate } from './vm.js';
+import { sampleHostLoad } from '../host-load.js';
 
 /** The agent's own dirty-rate samples stand for a measurement while they are this young (a short
  *  sample every few seconds, a long one every 20 s). */
@@ -66,6 +67,13 @@ function ports(ctx: AgentContext, policy: EvacuationRequest['policy'], vms: Vm[]
     // as VM.migrateChangeParams `bandwidth`: through the controller when one steers the migration
     setBandwidth: async (vmId, bandwidth) => {
       await changeParams(ctx, { vmId, bandwidth });
+    },
+    hostLoad: async (vmIds) => {
+      const conn = await ctx.libvirt.get();
+      const domains = await Promise.all(vmIds.map((id) => conn.lookupByUuid(id)));
+      const host = await sampleHostLoad(domains);
+      if (host) ctx.logger.info({ event: 'evacuation.host_load', cores: host.load.cores, runnable: Math.round(host.load.runnable * 10) / 10, demand: Object.fromEntries([...host.demand].map(([k, v]) => [k, Math.round(v * 100) / 100])) }, 'source host load measured for the plan');
+      return host;
     },
   };
 }
