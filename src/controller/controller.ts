@@ -63,6 +63,8 @@ function controllerFrom(m: ControllerMemory): Controller {
       targetThrottle: d.targetThrottle,
     });
     m.passSizes = d.passSizes;
+    // set once passes called for a throttle: the snapshots of a controller whose passes never did stay as before
+    if (d.passCall !== undefined) m.passCall = d.passCall;
     if (d.action) commit(m, undo, out, d.action);
     m.view.phase = d.phase;
     const { stalled, ...tracking } = d.stall;

@@ -3,6 +3,7 @@
 // there (throttle.ts), the phase, and whether progress stalled (stall.ts). Pure: the controller
 // commits the result. Escalation (escalate.ts) follows at every sample, boundary or not.
 import { measurePass, type PassMeasurement } from './estimate.js';
+import { keepsArmed, nextPassCall, RELEASE_MARGIN, type PassCall } from './hysteresis.js';
 import { judgeWithMeasurement, type MeasuredJudgement } from './measured.js';
 import type { ControllerMemory } from './memory.js';
 import type { MigrationSample } from './sample.js';
@@ -23,6 +24,8 @@ export interface BoundaryDecision {
   action: Extract<Action, { type: 'set-throttle' }> | null;
   phase: Phase;
   stall: StallTracking;
+  /** whether passes called for a throttle, after this boundary (hysteresis.ts) */
+  passCall: PassCall | undefined;
 }
 
 export function decideAtBoundary(m: Readonly<ControllerMemory>, prev: MigrationSample, cur: MigrationSample): BoundaryDecision {
@@ -34,12 +37,14 @@ export function decideAtBoundary(m: Readonly<ControllerMemory>, prev: MigrationS
   const target = judged?.hold ? { ...needed, throttle: 0 } : needed;
   // holding a guest that converges alone: not even a saturated pass sends it to the ceiling
   const again = !judged?.hold && saturatedAgain(m, pass);
-  const goal = steerTo(m, pass, cur, target, again);
+  // a throttle the passes called for again stays armed until they release it (hysteresis.ts)
+  const keepArmed = judged !== null && keepsArmed(m.passCall, judged.hold);
+  const goal = steerTo(m, pass, cur, target, again, keepArmed);
   // with a measurement the trigger may have been armed during the first pass: a guest that needs
   // no throttle after all gets it held again
   const holdTrigger = judged !== null && goal === 0 && cur.throttlePercent === 0;
   const params = planThrottle(goal, cur.throttlePercent, m.knobs, m.ceiling, holdTrigger || pass.dirty.ratio * 100 > m.knobs.threshold);
-  const reason = `${measured(m, pass, again, judged)}: ${verdict(m, pass, cur, target, goal, again)}`;
+  const reason = `${measured(m, pass, again, judged)}: ${verdict(m, pass, cur, target, goal, again, keepArmed)}`;
   return {
     pass,
     passSizes,
@@ -47,6 +52,7 @@ export function decideAtBoundary(m: Readonly<ControllerMemory>, prev: MigrationS
     action: Object.keys(params).length > 0 ? { type: 'set-throttle', params, reason } : null,
     phase: phaseAfter(m.view.phase, goal, cur),
     stall: trackStall(m, passSizes, pass, cur),
+    passCall: judged === null ? m.passCall : nextPassCall(m.passCall, judged.hold, passSizes.length >= 2 && (again || target.throttle > 0)),
   };
 }
 
@@ -57,10 +63,11 @@ function saturatedAgain(m: Readonly<ControllerMemory>, pass: PassMeasurement): b
 }
 
 /** The ceiling when saturated again; else what converges, but never steering a running throttle
- *  down (QEMU can't lower it without a trigger anyway). */
-function steerTo(m: Readonly<ControllerMemory>, pass: PassMeasurement, cur: MigrationSample, target: ThrottleTarget, again: boolean): number {
+ *  down (QEMU can't lower it without a trigger anyway), nor one the passes called for and QEMU has
+ *  yet to apply (`keepArmed`: re-deciding it on each pass, it would never land). */
+function steerTo(m: Readonly<ControllerMemory>, pass: PassMeasurement, cur: MigrationSample, target: ThrottleTarget, again: boolean, keepArmed: boolean): number {
   const running = pass.throttleDuring > 0 || cur.throttlePercent > 0;
-  return Math.max(again ? m.ceiling : target.throttle, running ? m.view.targetThrottle : 0);
+  return Math.max(again ? m.ceiling : target.throttle, running || keepArmed ? m.view.targetThrottle : 0);
 }
 
 /** The measurements the decision rests on, for its reason. */
@@ -75,14 +82,18 @@ function measured(m: Readonly<ControllerMemory>, pass: PassMeasurement, again: b
 }
 
 /** What the controller does about it, in words. */
-function verdict(m: Readonly<ControllerMemory>, pass: PassMeasurement, cur: MigrationSample, target: ThrottleTarget, goal: number, again: boolean): string {
+function verdict(m: Readonly<ControllerMemory>, pass: PassMeasurement, cur: MigrationSample, target: ThrottleTarget, goal: number, again: boolean, keepArmed: boolean): string {
   if (again) return `working set still saturated at ${pass.throttleDuring} % throttle: going to the ceiling ${m.ceiling} %`;
+  if (keepArmed && goal > Math.max(target.throttle, cur.throttlePercent)) {
+    return `keeping the throttle ${goal} % armed: earlier passes called for it twice, and this one does not converge alone by a clear margin`;
+  }
   if (goal > cur.throttlePercent) {
     const capped = target.wanted > m.ceiling ? ` (needs ${target.wanted} %, capped by policy at ${m.ceiling} %)` : '';
     if (target.outruns && goal === target.throttle) return `throttle ${goal} %: the guest outruns the link, and the highest throttle loses the least work${capped}`;
     return `throttle ${goal} % to shrink each pass to ~${target.ratio.toFixed(2)}${capped}`;
   }
   if (cur.throttlePercent > 0) return `hold the throttle at ${cur.throttlePercent} %`;
+  if (m.passCall === 'sticky') return `converges without throttling even at ${RELEASE_MARGIN}x this rate: releasing the throttle earlier passes called for; keeping auto-converge from triggering`;
   return 'converges without throttling; keeping auto-converge from triggering';
 }
 

@@ -10,6 +10,7 @@ export { convergesAlone } from './alone.js';
 import type { ControllerMemory } from './memory.js';
 import { ALONE_BUDGET_SHARE, convergesAlone } from './alone.js';
 import { quietNote, waitingForQuiet } from './quiet.js';
+import { aloneMargin } from './hysteresis.js';
 import { isStalled } from './stall.js';
 import { planThrottle, throttleNeeded } from './throttle.js';
 import type { Action } from './types.js';
@@ -73,8 +74,9 @@ export function judgeWithMeasurement(m: Readonly<ControllerMemory>, pass: PassMe
   const measured = m.measuredDirtyRate;
   if (measured === undefined && m.quietDirtyRate === undefined) return null;
   const d = pass.dirty;
-  // a quiet spell may come: waiting costs time, not guest work (quiet.ts)
-  if (waitingForQuiet(m, pass.transferRate, pass.passBytes, elapsedMs)) return { rate: d.rate, hold: true, note: quietNote(m) };
+  // a quiet spell may come: waiting costs time, not guest work (quiet.ts); not once the passes'
+  // call for a throttle stuck (hysteresis.ts)
+  if (m.passCall !== 'sticky' && waitingForQuiet(m, pass.transferRate, pass.passBytes, elapsedMs)) return { rate: d.rate, hold: true, note: quietNote(m) };
   if (measured === undefined) return null;
   // a saturated pass bounds the rate below, the measurement says it unless the guest has since got
   // busier than the bound (a phase change: the bound wins); an unsaturated pass is exact
@@ -84,7 +86,8 @@ export function judgeWithMeasurement(m: Readonly<ControllerMemory>, pass: PassMe
   const firstBoundary = passSizes.length <= 1;
   const evidence = d.saturated ? (firstBoundary ? measured : Math.max(measured, d.lowerBound)) : d.rate;
   const shrinking = !isStalled(passSizes, m.policy.stallWindowIterations, m.policy.minProgress);
-  const alone = shrinking && convergesAlone(evidence, pass.transferRate, pass.passBytes, m.view.downtimeMs, aloneBudgetSec(m, elapsedMs));
+  // a throttle the passes called for again is released only by a clear margin (hysteresis.ts)
+  const alone = shrinking && convergesAlone(evidence * aloneMargin(m.passCall), pass.transferRate, pass.passBytes, m.view.downtimeMs, aloneBudgetSec(m, elapsedMs));
   if (alone) return { rate: evidence, hold: true, note: `measured ${(measured / 1024 / 1024).toFixed(0)} MiB/s during the first pass` };
   if (!d.saturated) return { rate: d.rate, hold: false, note: '' };
   // Near or above the link the guess stays: page sampling is capped at working set / period, and in

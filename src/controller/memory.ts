@@ -2,6 +2,7 @@
 // it; only controller.ts (through commit.ts) writes it.
 import { completionTimeoutMs } from './escalate.js';
 import { qemuParams, type QemuParams, type ThrottleKnobs } from './knobs.js';
+import type { PassCall } from './hysteresis.js';
 import type { Policy } from './policy.js';
 import { quietRateFields } from './quiet.js';
 import type { MigrationSample } from './sample.js';
@@ -38,6 +39,9 @@ export interface ControllerMemory {
   measuredDirtyRate?: number;
   /** the throttle plan from the measured rate was set during the first pass */
   measuredArmed?: boolean;
+  /** whether passes called for a throttle over the measurement, and were released since (absent:
+   *  never called); see hysteresis.ts */
+  passCall?: PassCall;
   /** the lowest dirty rate the agent sampled on this guest in the minutes before the migration,
    *  bytes/s (absent: none sampled); see quiet.ts */
   quietDirtyRate?: number;

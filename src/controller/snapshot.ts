@@ -4,6 +4,7 @@
 import { z } from 'zod';
 import { PolicySchema } from './policy.js';
 import type { ChangedParam, ControllerMemory } from './memory.js';
+import type { PassCall } from './hysteresis.js';
 import type { QemuParams } from './knobs.js';
 
 const SNAPSHOT_VERSION = 1;
@@ -63,6 +64,7 @@ const MemorySchema = z.strictObject({
   postcopyRefused: z.boolean(),
   measuredDirtyRate: num.optional(),
   measuredArmed: z.boolean().optional(),
+  passCall: z.enum(['called', 'released', 'sticky'] satisfies PassCall[]).optional(),
   quietDirtyRate: num.optional(),
   previous: sample.optional(),
   payloadRates: z.array(num),

@@ -5,6 +5,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createController, resumeController } from '../../src/controller/controller.js';
+import { aloneMargin, keepsArmed, nextPassCall, RELEASE_MARGIN } from '../../src/controller/hysteresis.js';
 import { convergesAlone } from '../../src/controller/measured.js';
 import { resolvePolicy } from '../../src/controller/policy.js';
 import type { Action } from '../../src/controller/types.js';
@@ -163,4 +164,61 @@ test('a light guest whose first pass ends with a high QEMU rate (mostly zero pag
   for (const s of [sample(1000, 1, 28, 48, 0), sample(2000, 1, 56, 20, 0), sample(3000, 2, 84, 16, 51), sample(3500, 2, 98, 2, 51)]) actions.push(...c.observe(s));
   const raised = actions.filter((a) => a.type === 'set-throttle' && (a.params['cpu-throttle-initial'] ?? 0) > 1);
   assert.deepEqual(raised, [], JSON.stringify(actions));
+});
+
+test('a guest dirtying near the link, measured at 0.6x its rate: passes call for a throttle, are released at most once, and then it stays armed until QEMU applies it', () => {
+  // seen on the lab (evacuation, "moderate2"): page sampling read 60 MiB/s, passes saturated at the
+  // ~97 MiB/s link, and five boundaries in a row alternated "throttle 99 % armed" / "held", each hold
+  // disarming the trigger before QEMU's second high sync could apply the throttle. Before the fix
+  // each of these alternated twice or more (arm, hold, arm, hold, arm).
+  const near: Scenario[] = [
+    { name: 'near-90-100', description: 'even', ramMiB: 512, workingSetMiB: 128, dirtyMiBps: 90, bandwidthMiBps: 100, zeroScanMiBps: 4096, postcopyEnabled: false },
+    { name: 'near-98-100', description: 'busy 1.5 s / idle 0.5 s at 130', ramMiB: 512, workingSetMiB: 96, dirtyMiBps: 130, spells: { busySec: 1.5, quietSec: 0.5 }, bandwidthMiBps: 100, zeroScanMiBps: 4096, postcopyEnabled: false },
+    { name: 'near-92-97', description: 'busy 2 s / idle 0.6 s at 120', ramMiB: 512, workingSetMiB: 128, dirtyMiBps: 120, spells: { busySec: 2, quietSec: 0.6 }, bandwidthMiBps: 97, zeroScanMiBps: 4096, postcopyEnabled: false },
+  ];
+  for (const scn of near) {
+    const average = scn.spells ? (scn.dirtyMiBps * scn.spells.busySec) / (scn.spells.busySec + scn.spells.quietSec) : scn.dirtyMiBps;
+    const r = simulate(scn, { mode: 'controller', policy, measuredDirtyMiBps: 0.6 * Math.min(average, scn.workingSetMiB) });
+    assert.ok(r.completed && !r.postcopy, `${scn.name}: completed`);
+    // the trigger threshold as each action left it: armed (10) or held (100)
+    const thresholds = r.actions.flatMap((a) => (a.action.type === 'set-throttle' && a.action.params['throttle-trigger-threshold'] !== undefined ? [a.action.params['throttle-trigger-threshold']] : []));
+    const firstArm = thresholds.indexOf(10);
+    assert.ok(firstArm >= 0, `${scn.name}: the passes call for a throttle`);
+    const holds = thresholds.slice(firstArm).filter((th) => th === 100).length;
+    const why = r.actions.map((a) => a.action.reason).join(' | ');
+    assert.ok(holds <= 1, `${scn.name}: held ${holds} times after the passes called for a throttle: ${why}`);
+    assert.equal(thresholds[thresholds.length - 1], 10, `${scn.name}: armed at the end`);
+    assert.equal(r.peakThrottle, policy.maxThrottle, `${scn.name}: QEMU applied it`);
+  }
+});
+
+test('a first call from the passes is still released when the next pass converges alone: a bursty guest finishes unthrottled', () => {
+  // a saturated pass in a burst calls for 99 %; the next pass shrinks at less than half the link rate
+  const scn: Scenario = { name: 'burst-then-alone', description: '', ramMiB: 512, workingSetMiB: 128, dirtyMiBps: 85, burstMiBps: 500, bandwidthMiBps: 100, zeroScanMiBps: 4096, postcopyEnabled: false };
+  const r = simulate(scn, { mode: 'controller', policy, measuredDirtyMiBps: 0.6 * sampledDirtyMiBps(scn) });
+  assert.ok(r.completed);
+  const arm = r.actions.findIndex((a) => a.action.type === 'set-throttle' && a.action.params['cpu-throttle-initial'] === 99);
+  assert.ok(arm >= 0, 'called for');
+  assert.ok(r.actions.slice(arm).some((a) => a.action.type === 'set-throttle' && a.action.params['throttle-trigger-threshold'] === 100), 'released');
+  assert.equal(r.peakThrottle, 0);
+});
+
+test('hysteresis: a call released once and made again sticks; only evidence alone at RELEASE_MARGIN x its rate releases it', () => {
+  let call = nextPassCall(undefined, true, false);
+  assert.equal(call, undefined, 'held, never called');
+  call = nextPassCall(call, false, true);
+  assert.equal(call, 'called');
+  assert.equal(keepsArmed(call, false), false, 'a first call may be steered down as before');
+  assert.equal(aloneMargin(call), 1);
+  call = nextPassCall(call, false, false);
+  assert.equal(call, 'released', 'no longer called for (no throttle needed) counts as a release');
+  call = nextPassCall(call, false, true);
+  assert.equal(call, 'sticky');
+  assert.equal(nextPassCall(call, false, false), 'sticky', 'not called for at this pass: still armed');
+  assert.equal(keepsArmed(call, false), true);
+  assert.equal(aloneMargin(call), RELEASE_MARGIN);
+  assert.equal(nextPassCall(call, true, false), 'released', 'converges alone by the margin');
+  // the margin: 60 MiB/s over a 100 MiB/s link converges alone, twice that does not
+  assert.equal(convergesAlone(60 * MiB, 100 * MiB, 68 * MiB, 300, 60), true);
+  assert.equal(convergesAlone(60 * MiB * RELEASE_MARGIN, 100 * MiB, 68 * MiB, 300, 60), false);
 });
