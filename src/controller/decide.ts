@@ -3,8 +3,8 @@
 // there (throttle.ts), the phase, and whether progress stalled (stall.ts). Pure: the controller
 // commits the result. Escalation (escalate.ts) follows at every sample, boundary or not.
 import { measurePass, type PassMeasurement } from './estimate.js';
-import { keepsArmed, nextPassCall, RELEASE_MARGIN, type PassCall } from './hysteresis.js';
-import { judgeWithMeasurement, type MeasuredJudgement } from './measured.js';
+import { awaitsConfirmation, keepsArmed, nextPassCall, RELEASE_MARGIN, type PassCall } from './hysteresis.js';
+import { judgeWithMeasurement, measurementAlone, type MeasuredJudgement } from './measured.js';
 import type { ControllerMemory } from './memory.js';
 import type { MigrationSample } from './sample.js';
 import { trackStall, type StallTracking } from './stall.js';
@@ -34,17 +34,23 @@ export function decideAtBoundary(m: Readonly<ControllerMemory>, prev: MigrationS
   const judged = judgeWithMeasurement(m, measuredPass, passSizes, cur.t);
   const pass = judged ? { ...measuredPass, dirty: { ...measuredPass.dirty, rate: judged.rate } } : measuredPass;
   const needed = throttleNeeded(pass.dirty.rate, pass.transferRate, pass.passBytes, m.view.downtimeMs, m.policy.convergePasses, m.ceiling);
-  const target = judged?.hold ? { ...needed, throttle: 0 } : needed;
+  // the passes call for a throttle (from pass 2 on, the measurement's word against theirs)
+  const calls = judged !== null && !judged.hold && passSizes.length >= 2 && (saturatedAgain(m, pass) || needed.throttle > 0);
+  // a first such call waits for the next pass when the measurement says the guest converges alone
+  const passMs = (measuredPass.boundary.t - m.lastBoundary.t) / Math.max(1, cur.iteration - m.lastBoundary.iteration);
+  const withheld = calls && awaitsConfirmation(m.passCall, measurementAlone(m, measuredPass, cur.t), passMs);
+  const hold = judged?.hold === true || withheld;
+  const target = hold ? { ...needed, throttle: 0 } : needed;
   // holding a guest that converges alone: not even a saturated pass sends it to the ceiling
-  const again = !judged?.hold && saturatedAgain(m, pass);
+  const again = !hold && saturatedAgain(m, pass);
   // a throttle the passes called for again stays armed until they release it (hysteresis.ts)
-  const keepArmed = judged !== null && keepsArmed(m.passCall, judged.hold);
+  const keepArmed = judged !== null && keepsArmed(m.passCall, hold);
   const goal = steerTo(m, pass, cur, target, again, keepArmed);
   // with a measurement the trigger may have been armed during the first pass: a guest that needs
   // no throttle after all gets it held again
   const holdTrigger = judged !== null && goal === 0 && cur.throttlePercent === 0;
   const params = planThrottle(goal, cur.throttlePercent, m.knobs, m.ceiling, holdTrigger || pass.dirty.ratio * 100 > m.knobs.threshold);
-  const reason = `${measured(m, pass, again, judged)}: ${verdict(m, pass, cur, target, goal, again, keepArmed)}`;
+  const reason = `${measured(m, pass, again, judged)}: ${withheld ? 'the passes call for a throttle, the measured rate does not: waiting for the next pass to confirm; keeping auto-converge from triggering' : verdict(m, pass, cur, target, goal, again, keepArmed)}`;
   return {
     pass,
     passSizes,
@@ -52,7 +58,7 @@ export function decideAtBoundary(m: Readonly<ControllerMemory>, prev: MigrationS
     action: Object.keys(params).length > 0 ? { type: 'set-throttle', params, reason } : null,
     phase: phaseAfter(m.view.phase, goal, cur),
     stall: trackStall(m, passSizes, pass, cur),
-    passCall: judged === null ? m.passCall : nextPassCall(m.passCall, judged.hold, passSizes.length >= 2 && (again || target.throttle > 0)),
+    passCall: judged === null ? m.passCall : nextPassCall(m.passCall, hold, calls, withheld),
   };
 }
 

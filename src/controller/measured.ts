@@ -54,6 +54,12 @@ export function armFromMeasurement(m: Readonly<ControllerMemory>, elapsedMs: num
   return { action: Object.keys(params).length > 0 ? { type: 'set-throttle', params, reason } : null, targetThrottle: target, reason };
 }
 
+/** The measured rate alone converges within the budget (pass 2 on: the pass sizes are exact). */
+export function measurementAlone(m: Readonly<ControllerMemory>, pass: PassMeasurement, elapsedMs: number): boolean {
+  const measured = m.measuredDirtyRate;
+  return measured !== undefined && convergesAlone(measured, pass.transferRate, pass.passBytes, m.view.downtimeMs, aloneBudgetSec(m, elapsedMs));
+}
+
 /** What the measurement changes at an iteration boundary. */
 export interface MeasuredJudgement {
   /** the dirty rate to steer by, bytes/s */

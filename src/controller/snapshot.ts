@@ -64,7 +64,7 @@ const MemorySchema = z.strictObject({
   postcopyRefused: z.boolean(),
   measuredDirtyRate: num.optional(),
   measuredArmed: z.boolean().optional(),
-  passCall: z.enum(['called', 'released', 'sticky'] satisfies PassCall[]).optional(),
+  passCall: z.enum(['pending', 'dismissed', 'called', 'released', 'sticky'] satisfies PassCall[]).optional(),
   quietDirtyRate: num.optional(),
   previous: sample.optional(),
   payloadRates: z.array(num),

@@ -5,7 +5,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createController, resumeController } from '../../src/controller/controller.js';
-import { aloneMargin, keepsArmed, nextPassCall, RELEASE_MARGIN } from '../../src/controller/hysteresis.js';
+import { aloneMargin, awaitsConfirmation, keepsArmed, nextPassCall, RELEASE_MARGIN, SHORT_PASS_MS } from '../../src/controller/hysteresis.js';
 import { convergesAlone } from '../../src/controller/measured.js';
 import { resolvePolicy } from '../../src/controller/policy.js';
 import type { Action } from '../../src/controller/types.js';
@@ -166,41 +166,63 @@ test('a light guest whose first pass ends with a high QEMU rate (mostly zero pag
   assert.deepEqual(raised, [], JSON.stringify(actions));
 });
 
-test('a guest dirtying near the link, measured at 0.6x its rate: passes call for a throttle, are released at most once, and then it stays armed until QEMU applies it', () => {
+test('a guest dirtying near the link, measured at 0.6x its rate: one that converges alone is not throttled on a pass misread once; one the passes call for twice running is, and it is released at most once', () => {
   // seen on the lab (evacuation, "moderate2"): page sampling read 60 MiB/s, passes saturated at the
   // ~97 MiB/s link, and five boundaries in a row alternated "throttle 99 % armed" / "held", each hold
-  // disarming the trigger before QEMU's second high sync could apply the throttle. Before the fix
-  // each of these alternated twice or more (arm, hold, arm, hold, arm).
-  const near: Scenario[] = [
-    { name: 'near-90-100', description: 'even', ramMiB: 512, workingSetMiB: 128, dirtyMiBps: 90, bandwidthMiBps: 100, zeroScanMiBps: 4096, postcopyEnabled: false },
-    { name: 'near-98-100', description: 'busy 1.5 s / idle 0.5 s at 130', ramMiB: 512, workingSetMiB: 96, dirtyMiBps: 130, spells: { busySec: 1.5, quietSec: 0.5 }, bandwidthMiBps: 100, zeroScanMiBps: 4096, postcopyEnabled: false },
-    { name: 'near-92-97', description: 'busy 2 s / idle 0.6 s at 120', ramMiB: 512, workingSetMiB: 128, dirtyMiBps: 120, spells: { busySec: 2, quietSec: 0.6 }, bandwidthMiBps: 97, zeroScanMiBps: 4096, postcopyEnabled: false },
+  // disarming the trigger before QEMU's second high sync could apply the throttle. Pass sizes misread
+  // one way at a boundary are misread the other way at the next (the simulator reads a 90 MiB/s guest
+  // on 100 MiB/s as 111 saturated, 60, 111, 59): a first call after a short pass waits for the next.
+  const near: (Scenario & { armed: boolean })[] = [
+    { name: 'near-90-100', description: 'even', ramMiB: 512, workingSetMiB: 128, dirtyMiBps: 90, bandwidthMiBps: 100, zeroScanMiBps: 4096, postcopyEnabled: false, armed: false },
+    { name: 'near-98-100', description: 'busy 1.5 s / idle 0.5 s at 130', ramMiB: 512, workingSetMiB: 96, dirtyMiBps: 130, spells: { busySec: 1.5, quietSec: 0.5 }, bandwidthMiBps: 100, zeroScanMiBps: 4096, postcopyEnabled: false, armed: true },
+    { name: 'near-92-97', description: 'busy 2 s / idle 0.6 s at 120', ramMiB: 512, workingSetMiB: 128, dirtyMiBps: 120, spells: { busySec: 2, quietSec: 0.6 }, bandwidthMiBps: 97, zeroScanMiBps: 4096, postcopyEnabled: false, armed: false },
   ];
-  for (const scn of near) {
+  for (const { armed, ...scn } of near) {
     const average = scn.spells ? (scn.dirtyMiBps * scn.spells.busySec) / (scn.spells.busySec + scn.spells.quietSec) : scn.dirtyMiBps;
     const r = simulate(scn, { mode: 'controller', policy, measuredDirtyMiBps: 0.6 * Math.min(average, scn.workingSetMiB) });
+    const alone = simulate(scn, { mode: 'none' });
     assert.ok(r.completed && !r.postcopy, `${scn.name}: completed`);
     // the trigger threshold as each action left it: armed (10) or held (100)
     const thresholds = r.actions.flatMap((a) => (a.action.type === 'set-throttle' && a.action.params['throttle-trigger-threshold'] !== undefined ? [a.action.params['throttle-trigger-threshold']] : []));
+    const why = r.actions.map((a) => a.action.reason).join(' | ');
     const firstArm = thresholds.indexOf(10);
+    if (!armed) {
+      // converges alone (no slower than without auto-converge): held throughout; QEMU's own trigger fires at 1 % at most
+      assert.equal(firstArm, -1, `${scn.name}: never armed: ${why}`);
+      assert.ok(r.peakThrottle <= 1, `${scn.name}: peak ${r.peakThrottle}`);
+      assert.ok(alone.completed && r.timeSec <= alone.timeSec + 0.5, `${scn.name}: ${r.timeSec} s vs ${alone.timeSec} s alone`);
+      continue;
+    }
     assert.ok(firstArm >= 0, `${scn.name}: the passes call for a throttle`);
     const holds = thresholds.slice(firstArm).filter((th) => th === 100).length;
-    const why = r.actions.map((a) => a.action.reason).join(' | ');
     assert.ok(holds <= 1, `${scn.name}: held ${holds} times after the passes called for a throttle: ${why}`);
     assert.equal(thresholds[thresholds.length - 1], 10, `${scn.name}: armed at the end`);
     assert.equal(r.peakThrottle, policy.maxThrottle, `${scn.name}: QEMU applied it`);
+    assert.ok(r.timeSec < alone.timeSec, `${scn.name}: ${r.timeSec} s vs ${alone.timeSec} s alone`);
   }
 });
 
-test('a first call from the passes is still released when the next pass converges alone: a bursty guest finishes unthrottled', () => {
-  // a saturated pass in a burst calls for 99 %; the next pass shrinks at less than half the link rate
+test('a burst that saturates one short pass is not throttled: the next pass converges alone and dismisses the call', () => {
+  // a saturated pass in a burst would call for 99 %; the next pass shrinks at less than half the link rate
   const scn: Scenario = { name: 'burst-then-alone', description: '', ramMiB: 512, workingSetMiB: 128, dirtyMiBps: 85, burstMiBps: 500, bandwidthMiBps: 100, zeroScanMiBps: 4096, postcopyEnabled: false };
   const r = simulate(scn, { mode: 'controller', policy, measuredDirtyMiBps: 0.6 * sampledDirtyMiBps(scn) });
   assert.ok(r.completed);
-  const arm = r.actions.findIndex((a) => a.action.type === 'set-throttle' && a.action.params['cpu-throttle-initial'] === 99);
-  assert.ok(arm >= 0, 'called for');
-  assert.ok(r.actions.slice(arm).some((a) => a.action.type === 'set-throttle' && a.action.params['throttle-trigger-threshold'] === 100), 'released');
+  const armed = r.actions.filter((a) => a.action.type === 'set-throttle' && (a.action.params['cpu-throttle-initial'] ?? 0) > 1);
+  assert.deepEqual(armed, []);
   assert.equal(r.peakThrottle, 0);
+});
+
+test('a first call after a short pass waits for the next: withheld while the measurement converges alone, armed when the next pass calls too, dismissed when it does not', () => {
+  assert.equal(awaitsConfirmation(undefined, true, 1000), true);
+  assert.equal(awaitsConfirmation(undefined, true, SHORT_PASS_MS), false, 'a long pass is believed');
+  assert.equal(awaitsConfirmation(undefined, false, 1000), false, 'the measurement calls for it too');
+  assert.equal(awaitsConfirmation('released', true, 1000), false, 'after a call that was armed, no more waiting');
+  let call = nextPassCall(undefined, true, true, true);
+  assert.equal(call, 'pending');
+  assert.equal(nextPassCall(call, false, true), 'called', 'confirmed');
+  call = nextPassCall(call, true, false);
+  assert.equal(call, 'dismissed');
+  assert.equal(awaitsConfirmation(call, true, 1000), true, 'a dismissed call is as none');
 });
 
 test('hysteresis: a call released once and made again sticks; only evidence alone at RELEASE_MARGIN x its rate releases it', () => {
