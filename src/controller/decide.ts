@@ -35,14 +35,15 @@ export function decideAtBoundary(m: Readonly<ControllerMemory>, prev: MigrationS
   const pass = judged ? { ...measuredPass, dirty: { ...measuredPass.dirty, rate: judged.rate } } : measuredPass;
   const needed = throttleNeeded(pass.dirty.rate, pass.transferRate, pass.passBytes, m.view.downtimeMs, m.policy.convergePasses, m.ceiling);
   // the passes call for a throttle (from pass 2 on, the measurement's word against theirs)
-  const calls = judged !== null && !judged.hold && passSizes.length >= 2 && (saturatedAgain(m, pass) || needed.throttle > 0);
+  const saturated = saturatedAgain(m, pass);
+  const calls = judged !== null && !judged.hold && passSizes.length >= 2 && (saturated || needed.throttle > 0);
   // a first such call waits for the next pass when the measurement says the guest converges alone
   const passMs = (measuredPass.boundary.t - m.lastBoundary.t) / Math.max(1, cur.iteration - m.lastBoundary.iteration);
   const withheld = calls && awaitsConfirmation(m.passCall, measurementAlone(m, measuredPass, cur.t), passMs);
   const hold = judged?.hold === true || withheld;
   const target = hold ? { ...needed, throttle: 0 } : needed;
   // holding a guest that converges alone: not even a saturated pass sends it to the ceiling
-  const again = !hold && saturatedAgain(m, pass);
+  const again = !hold && saturated;
   // a throttle the passes called for again stays armed until they release it (hysteresis.ts)
   const keepArmed = judged !== null && keepsArmed(m.passCall, hold);
   const goal = steerTo(m, pass, cur, target, again, keepArmed);

@@ -7,8 +7,7 @@
 // guest at the link alternated "throttle 99 % armed" / "held" at five boundaries in a row.
 // A first call from the passes against the measurement (which said the guest converges alone), after
 // a short pass (SHORT_PASS_MS: its size rests on a sample or two), is not armed at once: the next pass
-// must call too ('pending', then 'called'; a pass that does not call
-// dismisses it). On a crowded lab host a pass misread once got a light guest and two moderate ones a
+// must call too ('pending', then 'called'; a pass that does not call dismisses it). On a crowded lab host a pass misread once got a light guest and two moderate ones a
 // 99 % throttle that QEMU applied before the next pass withdrew the call, and a throttle running is
 // not steered down.
 // A first call from the passes may still be released as before (a bursty guest's saturated pass, the

@@ -3,7 +3,7 @@
 import { readFile } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { guestDemand, type HostLoad } from '../evacuation/host-load.js';
+import { guestDemand, type HostLoad, type HostLoadSample } from '../evacuation/host-load.js';
 import type { Domain } from '../libvirt/types.js';
 
 /** How long the load is sampled, and how often: procs_running is an instant reading. */
@@ -18,9 +18,10 @@ export function procsRunning(stat: string): number | null {
 
 /**
  * Samples the host for `ms`: the average number of runnable threads (less this one, which is running
- * as it reads), and each domain's CPU seconds per second. Null when /proc/stat gives no reading.
+ * as it reads), and each domain's part of it (guestDemand, from its CPU time). Null when /proc/stat
+ * gives no reading.
  */
-export async function sampleHostLoad(domains: readonly Domain[], ms = LOAD_SAMPLE_MS): Promise<{ load: HostLoad; demand: Map<string, number> } | null> {
+export async function sampleHostLoad(domains: readonly Domain[], ms = LOAD_SAMPLE_MS): Promise<HostLoadSample | null> {
   const cpuNs = async () => Promise.all(domains.map((d) => d.getInfo().then((i) => i.cpuTimeNs, () => null)));
   const t0 = performance.now();
   const before = await cpuNs();

@@ -13,6 +13,12 @@ export interface HostLoad {
   runnable: number;
 }
 
+/** The load as sampled, and each guest's part of it (threads wanting a CPU, by VM id). */
+export interface HostLoadSample {
+  load: HostLoad;
+  demand: Map<string, number>;
+}
+
 /**
  * MiB/s one migration stream moves on a whole core of its own. Calibrated on the lab (TCG, TLS
  * streams): a plain migration read 60-130 MiB/s CPU-bound with one guest on two cores (docs/lab.md),

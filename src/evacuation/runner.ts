@@ -10,7 +10,7 @@ import { destinationKey } from '../migration/destination.js';
 import type { Policy } from '../controller/policy.js';
 import { fairShare, planEvacuation, predictRemainingSec, rebalanceShares, startable, type VmFacts } from './plan.js';
 import { chooseDestination, type DestinationUse, type DestinationView } from './placement.js';
-import type { HostLoad } from './host-load.js';
+import type { HostLoadSample } from './host-load.js';
 import type { RunnerState, StartIntent } from './record.js';
 import { countedAttempts, excludedByAttempts } from './resume.js';
 
@@ -33,7 +33,7 @@ export interface EvacuationPorts {
   setBandwidth(vmId: string, bandwidthMiBps: number): Promise<void>;
   /** the source host's load over a short while, and each VM's part of it (threads wanting a CPU, by
    *  VM id); null or absent: unknown, the plan then takes every stream to get its share of the link */
-  hostLoad?(vmIds: string[]): Promise<{ load: HostLoad; demand: Map<string, number> } | null>;
+  hostLoad?(vmIds: string[]): Promise<HostLoadSample | null>;
 }
 
 export interface EvacuationOptions {
