@@ -94,7 +94,7 @@ const defaultSleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms))
  * Measures the guest's dirty rate over `seconds` (integer, 1-60) in page-sampling mode: starts the
  * calculation, waits the period, then polls the stats until the new result is there. Rejects with
  * DirtyRateError (bad period, no result within the grace time) or the LibvirtError of libvirt/QEMU
- * (e.g. a calculation already running, the domain not running).
+ * (e.g. the domain not running). A calculation someone else started is waited for, and its result used.
  */
 export async function measureDirtyRate(domain: Domain, seconds: number, opts: MeasureDirtyRateOptions = {}): Promise<DirtyRate> {
   if (!Number.isInteger(seconds) || seconds < DIRTY_RATE_MIN_SEC || seconds > DIRTY_RATE_MAX_SEC) {
@@ -112,6 +112,11 @@ export async function measureDirtyRate(domain: Domain, seconds: number, opts: Me
   return mine;
 }
 
+/** QEMU refuses calc-dirty-rate while one runs ("the dirty rate is already being measured"). */
+export function isAlreadyMeasuring(e: unknown): boolean {
+  return e instanceof Error && /already being measured/i.test(e.message);
+}
+
 /** The calculation in flight (or queued last) per domain UUID. */
 const inFlight = new Map<string, Promise<unknown>>();
 
@@ -120,13 +125,22 @@ async function measureOnce(domain: Domain, seconds: number, opts: MeasureDirtyRa
   const pollMs = opts.pollMs ?? 200;
   const graceMs = opts.graceMs ?? 5_000;
   const before = parseDirtyRate(await domain.getDirtyRateStats());
-  if (opts.start === 'monitor') {
-    await domain.qemuMonitorCommand(JSON.stringify({ execute: 'calc-dirty-rate', arguments: { 'calc-time': seconds, mode: 'page-sampling' } }));
-  } else {
-    await domain.startDirtyRateCalc(seconds, DirtyRateMode.PAGE_SAMPLING);
-  }
-  await sleep(seconds * 1000);
   let waited = 0;
+  try {
+    if (opts.start === 'monitor') {
+      await domain.qemuMonitorCommand(JSON.stringify({ execute: 'calc-dirty-rate', arguments: { 'calc-time': seconds, mode: 'page-sampling' } }));
+    } else {
+      await domain.startDirtyRateCalc(seconds, DirtyRateMode.PAGE_SAMPLING);
+    }
+    await sleep(seconds * 1000);
+  } catch (e) {
+    // Another process (a second agent on the host, virsh) or a calculation that outlived its caller
+    // holds QEMU's one slot. Its result measures the same guest over a recent period: wait for it,
+    // within its period (ours if it does not say) plus the grace time, rather than fail.
+    if (!isAlreadyMeasuring(e)) throw e;
+    const foreignSec = (await domain.getDirtyRateStats())['dirtyrate.calc_period'];
+    waited = -Math.max(seconds, Math.min(foreignSec ?? 0, DIRTY_RATE_MAX_SEC)) * 1000;
+  }
   for (;;) {
     const now = parseDirtyRate(await domain.getDirtyRateStats());
     if (isNewMeasurement(before, now) && now.result) return now.result;

@@ -75,6 +75,29 @@ test('measureDirtyRate gives up after the grace time with a clear error', async 
 
 test('measureDirtyRate passes libvirt errors through', async () => {
   const f = fakeDomain([{}]);
-  f.domain.startDirtyRateCalc = () => Promise.reject(new Error('dirty rate is already being measured'));
-  await assert.rejects(measureDirtyRate(f.domain, 1, { sleep: async () => undefined }), /already being measured/);
+  f.domain.startDirtyRateCalc = () => Promise.reject(new Error('Requested operation is not valid: domain is not running'));
+  await assert.rejects(measureDirtyRate(f.domain, 1, { sleep: async () => undefined }), /not running/);
+});
+
+test('measureDirtyRate takes the result of a calculation someone else is running', async () => {
+  // another process started one: QEMU refuses ours, and its result arrives a little later
+  const measuring = { 'dirtyrate.calc_status': 1, 'dirtyrate.calc_start_time': 30 };
+  const f = fakeDomain([measured(10, 5), measuring, measuring, measuring, measured(30, 77, 3)]);
+  f.domain.startDirtyRateCalc = () => Promise.reject(new Error('QEMU monitor command failed: GenericError: the dirty rate is already being measured.'));
+  const sleeps: number[] = [];
+  const r = await measureDirtyRate(f.domain, 1, { sleep: async (ms) => void sleeps.push(ms), pollMs: 100, graceMs: 500 });
+  assert.equal(r.mibPerSec, 77);
+  assert.equal(r.startTime, 30);
+  assert.deepEqual(sleeps, [100, 100], 'polled, without waiting a period of its own first');
+});
+
+test('measureDirtyRate waits for a foreign calculation no longer than its period and the grace time', async () => {
+  const f = fakeDomain([measured(10, 5), { 'dirtyrate.calc_status': 1, 'dirtyrate.calc_start_time': 30, 'dirtyrate.calc_period': 3 }]);
+  f.domain.startDirtyRateCalc = () => Promise.reject(new Error('the dirty rate is already being measured'));
+  let slept = 0;
+  await assert.rejects(
+    measureDirtyRate(f.domain, 2, { sleep: async (ms) => void (slept += ms), pollMs: 100, graceMs: 500 }),
+    (e: unknown) => e instanceof DirtyRateError && e.kind === 'TIMEOUT',
+  );
+  assert.equal(slept, 3500, 'the foreign 3 s period and 500 ms of grace');
 });
