@@ -4,7 +4,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { cutAbove, nextThrottle, oracle, skippedRuns, SWEEP, type SweepRun } from '../../src/bench/oracle.js';
 import { linuxLoss, unharmedSeconds } from '../../src/bench/guest-work.js';
-import { report, timeError, type RunResult } from '../../src/bench/report.js';
+import { report, runConvergesAlone, timeError, type RunResult } from '../../src/bench/report.js';
 
 const run = (throttle: number, completed: boolean, seconds: number, workLostSec: number, extra: Partial<SweepRun> = {}): SweepRun => ({ throttle, completed, seconds, workLostSec, ...extra });
 
@@ -70,4 +70,16 @@ test('the report judges the targets from the numbers it shows', () => {
   assert.match(md, /controller work lost 9 s vs oracle T=95 8 s \(target <= 10\.6 s: met\)/);
   assert.match(md, /1 of 2 completed forecasts within 20 %/);
   assert.equal(timeError(forecast, runs[1]), 0.1);
+});
+
+test('converging without a throttle is judged from the run first, the forecast only without evidence', () => {
+  const none = (extra: Partial<RunResult>) => result('s', 'fixed', 10, 0, { throttle: 0, ...extra });
+  assert.equal(runConvergesAlone(none({ completed: true }), false), true);
+  assert.equal(runConvergesAlone(none({ completed: false, state: 'failed' }), true), false);
+  // skipped: a higher fixed throttle already failed within the budget, whatever the forecast said
+  assert.equal(runConvergesAlone(none({ completed: false, skipped: true, state: 'skipped' }), true), false);
+  // cut for losing more work than a completed run: no evidence either way
+  assert.equal(runConvergesAlone(none({ completed: false, dominated: true }), true), true);
+  assert.equal(runConvergesAlone(undefined, true), true);
+  assert.equal(runConvergesAlone(undefined, undefined), false);
 });
