@@ -185,9 +185,9 @@ function predictionTable(rs: Row[]): string[] {
  */
 export function runConvergesAlone(none: RunResult | undefined, forecast: boolean | undefined): boolean {
   if (none?.completed) return true;
-  // cut for losing more than a completed run: it says nothing on convergence
-  if (none && !none.skipped && !none.dominated) return false;
-  if (none?.skipped) return false;
+  // failed, or skipped after a higher throttle failed; one cut for losing more than a completed run
+  // says nothing on convergence
+  if (none && !none.dominated) return false;
   return forecast === true;
 }
 

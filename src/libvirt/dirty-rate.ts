@@ -113,7 +113,7 @@ export async function measureDirtyRate(domain: Domain, seconds: number, opts: Me
 }
 
 /** QEMU refuses calc-dirty-rate while one runs ("the dirty rate is already being measured"). */
-export function isAlreadyMeasuring(e: unknown): boolean {
+function isAlreadyMeasuring(e: unknown): boolean {
   return e instanceof Error && /already being measured/i.test(e.message);
 }
 
