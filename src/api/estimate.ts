@@ -26,8 +26,13 @@ export const EstimateResultSchema = z.strictObject({
   vmId: z.string(),
   vmName: z.string(),
   measured: z.strictObject({
-    /** page-sampling dirty rate over the short period, MiB/s */
+    /** the dirty rate the forecast assumed, MiB/s: the fresh sample, or the upper quartile of the
+     *  agent's recent samples of the guest when that is higher */
     dirtyRateMiBps: z.number(),
+    /** the fresh page-sampling reading over the short period, MiB/s */
+    sampledDirtyRateMiBps: z.number(),
+    /** how many of the agent's recent samples (the last two minutes) were read */
+    recentSamples: z.number().int(),
     /** working set the simulation assumed, MiB */
     workingSetMiB: z.number(),
     /** false: the working set was larger than the long period showed; the whole RAM was assumed */

@@ -38,7 +38,7 @@ export function estimateLines(e: EstimateResult): string {
     `${p.policy}: ${p.completed ? `done in ${p.timeSec} s${p.postcopy ? ' (post-copy)' : ''}` : `not done after ${p.timeSec} s`}, ` +
     `${p.iterations} passes, peak throttle ${p.peakThrottle} %, guest work lost ${p.guestWorkLostSec} s, downtime ${p.downtimeMs ?? '-'} ms`;
   return [
-    `${e.vmName}: dirties ${m.dirtyRateMiBps} MiB/s, working set ${m.workingSetMeasured ? `${m.workingSetMiB} MiB` : `over ${m.workingSetMiB} MiB assumed (not bounded by the measurement)`} of ${m.ramMiB} MiB; at ${m.bandwidthMiBps} MiB/s (measured in ${(m.measureMs / 1000).toFixed(1)} s)`,
+    `${e.vmName}: dirties ${m.dirtyRateMiBps} MiB/s${m.dirtyRateMiBps !== m.sampledDirtyRateMiBps ? ` (sampled ${m.sampledDirtyRateMiBps} now; the upper quartile of ${m.recentSamples} recent samples)` : ''}, working set ${m.workingSetMeasured ? `${m.workingSetMiB} MiB` : `over ${m.workingSetMiB} MiB assumed (not bounded by the measurement)`} of ${m.ramMiB} MiB; at ${m.bandwidthMiBps} MiB/s (measured in ${(m.measureMs / 1000).toFixed(1)} s)`,
     `  ${e.convergesWithoutThrottle ? 'converges without a throttle' : 'needs a throttle (or post-copy) to converge'}`,
     `  ${one(e.prediction)}`,
     `  ${one(e.stock)}`,

@@ -20,6 +20,9 @@ export interface PredictInput {
   /** zero-page scan rate of the first pass, MiB/s; absent: LAB_ZERO_SCAN_MIBPS (a migration thread
    *  with a core to itself) */
   zeroScanMiBps?: number;
+  /** the agent's short samples of the guest before now, MiB/s, oldest first: the controller reads
+   *  them too (a guest seen going quiet may be waited for) */
+  recentDirtyMiBps?: number[];
 }
 
 export interface Prediction {
@@ -80,7 +83,8 @@ export function predictMigration(input: PredictInput, policy: Policy): Migration
   const stockPolicy = builtinPolicy('stock');
   const stock = simulate(scn, { mode: 'stock', timeLimitSec: limitSec(stockPolicy) });
   // the agent measures the rate before a steered migration too, and hands it to the controller
-  const chosen = policy.steer ? simulate(scn, { mode: 'controller', policy, timeLimitSec: limitSec(policy), measuredDirtyMiBps: scn.dirtyMiBps }) : stock;
+  const recent = input.recentDirtyMiBps !== undefined ? { recentDirtyMiBps: input.recentDirtyMiBps } : {};
+  const chosen = policy.steer ? simulate(scn, { mode: 'controller', policy, timeLimitSec: limitSec(policy), measuredDirtyMiBps: scn.dirtyMiBps, ...recent }) : stock;
   const none = simulate(scn, { mode: 'none', timeLimitSec: limitSec(policy) });
   return {
     convergesWithoutThrottle: none.completed && !none.postcopy,
@@ -117,6 +121,30 @@ export function zeroMiBFrom(ramMiB: number, residentMiB: number, overheadMiB = Q
 
 export const MIN_SATURATION_SIGNAL_MIBPS = 8;
 
+/** Share of the agent's recent samples a forecast's rate is at least as high as (their upper quartile). */
+export const RECENT_RATE_QUANTILE = 0.75;
+
+/** Fewer recent samples than this are not read: at the agent's default of one every 5 s they span
+ *  under 20 s, and a guest just started shows its boot rather than its load. */
+export const MIN_RECENT_SAMPLES = 4;
+
+/**
+ * The dirty rate a forecast assumes, MiB/s (pure): the fresh sample, or the upper quartile of the
+ * agent's recent short samples of the guest when that is higher. Page sampling hashes pages at the
+ * start and the end of its period, so it counts pages whose content changed, not pages written: a
+ * guest that rewrites memory with the bytes it already holds, or pauses between bursts, reads far
+ * below its write rate in one sample, while migration's dirty log counts every write. (On the lab,
+ * stress-ng rewriting 128 MiB at a steady 400 MB/s, with its constant write patterns, read 0 to 142
+ * MiB/s in successive 1 s samples, 0 in about a third of them.) The upper quartile, not the highest:
+ * one spike minutes ago should not make a quiet guest look busy.
+ */
+export function forecastDirtyRate(freshMiBps: number, recentMiBps: readonly number[] = []): number {
+  const valid = recentMiBps.filter((r) => Number.isFinite(r) && r >= 0).sort((a, b) => a - b);
+  if (valid.length < MIN_RECENT_SAMPLES) return freshMiBps;
+  const upper = valid[Math.max(0, Math.ceil(RECENT_RATE_QUANTILE * valid.length) - 1)]!;
+  return Math.max(freshMiBps, upper);
+}
+
 /** Page-sampling periods, s, of the pair workingSetFrom reads: the short one gives the rate, the long
  *  one bounds the working set. */
 export const SHORT_PERIOD_SEC = 1;
@@ -126,15 +154,19 @@ export const LONG_PERIOD_SEC = 3;
  * The working set from two page-sampling measurements (pure). Page sampling counts distinct pages, so
  * over a long period a working set smaller than rate x period shows as its size / period. When the
  * long period is not saturated either, the working set is at least what it saw; assume the whole RAM
- * (the cautious choice: a larger working set only makes passes larger).
+ * (the cautious choice: a larger working set only makes passes larger). Either way it is no smaller
+ * than the pages the short period saw change: a long period that saw fewer missed writes that left
+ * the bytes as they were at its start (stress-ng's patterns read 3 MiB/s over 3 s right after
+ * 122 MiB/s over 1 s on a 128 MiB working set).
  */
-export function workingSetFrom(m: { shortMiBps: number; longMiBps: number; longSec: number; ramMiB: number }): { workingSetMiB: number; bounded: boolean } {
+export function workingSetFrom(m: { shortMiBps: number; longMiBps: number; longSec: number; ramMiB: number; shortSec?: number }): { workingSetMiB: number; bounded: boolean } {
   // Below a few MiB/s page sampling sees a handful of changed pages (512 sampled per GiB): too few to
   // tell a saturated period from noise; such a guest converges whatever its working set.
   if (m.shortMiBps < MIN_SATURATION_SIGNAL_MIBPS) return { workingSetMiB: m.ramMiB, bounded: false };
   const seenLong = m.longMiBps * m.longSec;
   const wouldSee = m.shortMiBps * m.longSec;
   // saturated: the long period saw clearly less than the short rate would have written
-  if (wouldSee > 0 && seenLong < 0.75 * wouldSee) return { workingSetMiB: Math.max(1, Math.round(seenLong)), bounded: true };
+  const seenShort = m.shortMiBps * (m.shortSec ?? SHORT_PERIOD_SEC);
+  if (wouldSee > 0 && seenLong < 0.75 * wouldSee) return { workingSetMiB: Math.max(1, Math.min(m.ramMiB, Math.round(Math.max(seenLong, seenShort)))), bounded: true };
   return { workingSetMiB: m.ramMiB, bounded: false };
 }

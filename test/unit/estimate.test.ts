@@ -3,7 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { builtinPolicy } from '../../src/controller/policy.js';
-import { predictMigration, QEMU_RSS_OVERHEAD_MIB, workingSetFrom, zeroMiBFrom } from '../../src/simulator/predict.js';
+import { forecastDirtyRate, predictMigration, QEMU_RSS_OVERHEAD_MIB, workingSetFrom, zeroMiBFrom } from '../../src/simulator/predict.js';
 import { roleAllows } from '../../src/api/roles.js';
 import { CATALOG } from '../../src/api/catalog.js';
 
@@ -37,6 +37,10 @@ test('working set: saturated long period gives its size; otherwise the whole RAM
   // a 512 MiB working set at 60 MiB/s: both periods read 60
   assert.deepEqual(workingSetFrom({ shortMiBps: 60, longMiBps: 58, longSec: 3, ramMiB: 1024 }), { workingSetMiB: 1024, bounded: false });
   assert.deepEqual(workingSetFrom({ shortMiBps: 0, longMiBps: 0, longSec: 3, ramMiB: 256 }), { workingSetMiB: 256, bounded: false });
+  // the long period saw less than the short one: writes that left the bytes as they were at its
+  // start (stress-ng's patterns on a 128 MiB working set); the short one's pages are a floor
+  assert.deepEqual(workingSetFrom({ shortMiBps: 122, longMiBps: 3, longSec: 3, ramMiB: 512 }), { workingSetMiB: 122, bounded: true });
+  assert.deepEqual(workingSetFrom({ shortMiBps: 900, longMiBps: 3, longSec: 3, ramMiB: 512 }), { workingSetMiB: 512, bounded: true });
   // 4 MiB/s: a few sampled pages; a long reading of 0 is noise, not a 1 MiB working set
   assert.deepEqual(workingSetFrom({ shortMiBps: 4, longMiBps: 0, longSec: 3, ramMiB: 512 }), { workingSetMiB: 512, bounded: false });
 });
@@ -68,4 +72,34 @@ test('only a manager may ask for an estimate (it takes a measurement on the gues
   assert.equal(roleAllows('manager', 'VM.estimateMigration'), true);
   assert.equal(roleAllows('reader', 'VM.estimateMigration'), false);
   assert.equal(roleAllows('peer', 'VM.estimateMigration'), false);
+});
+
+test('forecast rate: the fresh sample, raised to the upper quartile of the recent ones', () => {
+  // no history: the fresh sample as it is
+  assert.equal(forecastDirtyRate(42), 42);
+  assert.equal(forecastDirtyRate(42, []), 42);
+  // stress-ng rewriting its patterns: successive 1 s samples of a steady 400 MB/s writer on the lab
+  const steadyWriter = [2, 142, 0, 138, 122, 0, 24, 0, 130, 114, 2, 138];
+  assert.equal(forecastDirtyRate(0, steadyWriter), 130);
+  // a fresh sample above the history stands
+  assert.equal(forecastDirtyRate(300, steadyWriter), 300);
+  // one spike among quiet samples does not make the guest busy
+  assert.equal(forecastDirtyRate(3, [2, 3, 1, 2, 250, 2, 3, 2]), 3);
+  // too few samples (a guest just booted) are not read; garbage is ignored
+  assert.equal(forecastDirtyRate(0, [80, 80, 80]), 0);
+  assert.equal(forecastDirtyRate(0, [80, 80, 80, 80]), 80);
+  assert.equal(forecastDirtyRate(5, [Number.NaN, -1, 90, 90, 90]), 5);
+});
+
+test('the forecast hands the recent samples to the simulated controller, as the agent does', () => {
+  const input = { ramMiB: 1024, dirtyMiBps: 150, workingSetMiB: 256, bandwidthMiBps: 100 };
+  const policy = builtinPolicy('minimal-downtime');
+  const plain = predictMigration(input, policy);
+  // seen busy then quiet: the controller waits for a quiet spell before it throttles
+  const quietBefore = predictMigration({ ...input, recentDirtyMiBps: [150, 150, 2, 150] }, policy);
+  assert.ok(plain.prediction.peakThrottle > 0);
+  assert.notDeepEqual(quietBefore.prediction, plain.prediction);
+  assert.ok(quietBefore.prediction.timeSec > plain.prediction.timeSec, `${quietBefore.prediction.timeSec} vs ${plain.prediction.timeSec}`);
+  // stock knows nothing of the history
+  assert.deepEqual(quietBefore.stock, plain.stock);
 });

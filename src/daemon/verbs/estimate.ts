@@ -7,7 +7,7 @@ import type { VerbParams } from '../../api/catalog.js';
 import type { Policy } from '../../controller/policy.js';
 import { DirtyRateError, measureDirtyRate } from '../../libvirt/dirty-rate.js';
 import { DomainState, type Domain } from '../../libvirt/types.js';
-import { LONG_PERIOD_SEC, predictMigration, SHORT_PERIOD_SEC, workingSetFrom } from '../../simulator/predict.js';
+import { forecastDirtyRate, LONG_PERIOD_SEC, predictMigration, SHORT_PERIOD_SEC, workingSetFrom } from '../../simulator/predict.js';
 import type { AgentContext } from '../context.js';
 import { findDomain, libvirtConnection, libvirtFailure } from '../vm-lookup.js';
 import type { Verbs } from './types.js';
@@ -36,20 +36,35 @@ export async function residentMiB(domain: Domain): Promise<number | undefined> {
 export interface GuestMeasurement {
   shortMiBps: number;
   longMiBps: number;
-  ws: { workingSetMiB: number; bounded: boolean };
   /** the QEMU process's resident set after the sampling, MiB (bounds the non-zero guest memory) */
   residentMiB: number | undefined;
   measureMs: number;
 }
 
 /** The dirty rate (short period), the working set (long period) and the resident set of a running guest. */
-export async function measureGuest(domain: Domain, ramMiB: number): Promise<GuestMeasurement> {
+export async function measureGuest(domain: Domain): Promise<GuestMeasurement> {
   const started = performance.now();
   const shortMiBps = await measure(domain, SHORT_PERIOD_SEC);
   const longMiBps = await measure(domain, LONG_PERIOD_SEC);
   const resident = await residentMiB(domain);
   const measureMs = Math.round(performance.now() - started);
-  return { shortMiBps, longMiBps, ws: workingSetFrom({ shortMiBps, longMiBps, longSec: LONG_PERIOD_SEC, ramMiB }), residentMiB: resident, measureMs };
+  return { shortMiBps, longMiBps, residentMiB: resident, measureMs };
+}
+
+export interface ForecastRates {
+  /** the rate the forecast assumes, MiB/s */
+  dirtyMiBps: number;
+  /** the agent's recent short samples it read, MiB/s, oldest first */
+  recentMiBps: number[];
+  ws: { workingSetMiB: number; bounded: boolean };
+}
+
+/** What a forecast of this guest assumes from a fresh pair of samples and the agent's recent ones:
+ *  one fresh sample can miss most of a guest's writes (see forecastDirtyRate). */
+export function forecastRates(ctx: AgentContext, vmUuid: string, fresh: { shortMiBps: number; longMiBps: number }, ramMiB: number): ForecastRates {
+  const recentMiBps = ctx.dirtyHistory?.recent(vmUuid) ?? [];
+  const dirtyMiBps = forecastDirtyRate(fresh.shortMiBps, recentMiBps);
+  return { dirtyMiBps, recentMiBps, ws: workingSetFrom({ shortMiBps: dirtyMiBps, longMiBps: fresh.longMiBps, longSec: LONG_PERIOD_SEC, ramMiB }) };
 }
 
 async function estimate(ctx: AgentContext, p: VerbParams<'VM.estimateMigration'>): Promise<EstimateResult> {
@@ -61,14 +76,15 @@ async function estimate(ctx: AgentContext, p: VerbParams<'VM.estimateMigration'>
     throw new AgentError('VM_NOT_RUNNING', `VM ${domain.name} is ${stateName(state)}: its dirty rate cannot be measured`, { vmId: domain.uuid, state: stateName(state) });
   }
   const ramMiB = Math.round(info.maxMemKiB / 1024);
-  const { shortMiBps, longMiBps, ws, residentMiB: resident, measureMs } = await measureGuest(domain, ramMiB);
+  const { shortMiBps, longMiBps, residentMiB: resident, measureMs } = await measureGuest(domain);
   const bandwidthMiBps = p.bandwidth ?? policy.bandwidthMiBps ?? DEFAULT_ESTIMATE_BANDWIDTH_MIBPS;
-  const forecast = predictMigration({ ramMiB, dirtyMiBps: shortMiBps, workingSetMiB: ws.workingSetMiB, bandwidthMiBps, ...(resident !== undefined ? { residentMiB: resident } : {}) }, policy);
-  ctx.logger.info({ vm: domain.name, shortMiBps, longMiBps, workingSetMiB: ws.workingSetMiB, residentMiB: resident, bandwidthMiBps, policy: policy.name, forecast }, 'migration estimated');
+  const { dirtyMiBps, recentMiBps, ws } = forecastRates(ctx, domain.uuid, { shortMiBps, longMiBps }, ramMiB);
+  const forecast = predictMigration({ ramMiB, dirtyMiBps, workingSetMiB: ws.workingSetMiB, bandwidthMiBps, recentDirtyMiBps: recentMiBps, ...(resident !== undefined ? { residentMiB: resident } : {}) }, policy);
+  ctx.logger.info({ vm: domain.name, shortMiBps, longMiBps, dirtyMiBps, recentSamples: recentMiBps.length, workingSetMiB: ws.workingSetMiB, residentMiB: resident, bandwidthMiBps, policy: policy.name, forecast }, 'migration estimated');
   return {
     vmId: domain.uuid,
     vmName: domain.name,
-    measured: { dirtyRateMiBps: shortMiBps, workingSetMiB: ws.workingSetMiB, workingSetMeasured: ws.bounded, ramMiB, ...(resident !== undefined ? { residentMiB: resident } : {}), bandwidthMiBps, measureMs },
+    measured: { dirtyRateMiBps: dirtyMiBps, sampledDirtyRateMiBps: shortMiBps, recentSamples: recentMiBps.length, workingSetMiB: ws.workingSetMiB, workingSetMeasured: ws.bounded, ramMiB, ...(resident !== undefined ? { residentMiB: resident } : {}), bandwidthMiBps, measureMs },
     convergesWithoutThrottle: forecast.convergesWithoutThrottle,
     prediction: forecast.prediction,
     stock: forecast.stock,

@@ -10,8 +10,7 @@ import { destinationCapabilities, destinationKey } from '../../migration/destina
 import { destinationRules } from '../security/destination-rules.js';
 import type { AgentContext } from '../context.js';
 import { findDomain, libvirtConnection, libvirtFailure } from '../vm-lookup.js';
-import { DEFAULT_ESTIMATE_BANDWIDTH_MIBPS, measureGuest, residentMiB } from './estimate.js';
-import { LONG_PERIOD_SEC, workingSetFrom } from '../../simulator/predict.js';
+import { DEFAULT_ESTIMATE_BANDWIDTH_MIBPS, forecastRates, measureGuest, residentMiB } from './estimate.js';
 import type { Verbs } from './types.js';
 import { changeParams, migrate } from './vm.js';
 import { sampleHostLoad } from '../host-load.js';
@@ -48,10 +47,9 @@ function ports(ctx: AgentContext, policy: EvacuationRequest['policy'], vms: Vm[]
       const ramMiB = vms.find((v) => v.vmId === vmId)?.ramMiB ?? Math.round((await domain.getInfo()).maxMemKiB / 1024);
       // the agent's own recent samples, when fresh: the plan need not wait for a measurement
       const recent = ctx.dirtyHistory?.pair(vmId, HISTORY_FRESH_MS);
-      const m = recent
-        ? { shortMiBps: recent.shortMiBps, ws: workingSetFrom({ ...recent, longSec: LONG_PERIOD_SEC, ramMiB }), residentMiB: await residentMiB(domain) }
-        : await measureGuest(domain, ramMiB);
-      return { dirtyRateMiBps: m.shortMiBps, workingSetMiB: m.ws.workingSetMiB, ...(m.residentMiB !== undefined ? { residentMiB: m.residentMiB } : {}) };
+      const m = recent ? { ...recent, residentMiB: await residentMiB(domain) } : await measureGuest(domain);
+      const f = forecastRates(ctx, vmId, m, ramMiB);
+      return { dirtyRateMiBps: f.dirtyMiBps, workingSetMiB: f.ws.workingSetMiB, ...(m.residentMiB !== undefined ? { residentMiB: m.residentMiB } : {}) };
     },
     capacity: async (dst) => {
       const caps = await destinationCapabilities(destinationKey(dst), rules);
