@@ -41,6 +41,10 @@ export const EstimateResultSchema = z.strictObject({
     /** the QEMU process's resident set, MiB: guest memory never touched is not in it, and the
      *  forecast counts the rest of the RAM as zero pages; absent when libvirt did not report it */
     residentMiB: z.number().optional(),
+    /** guest RAM in zero pages, MiB, sampled from the QEMU process's memory (pre-copy sends them as
+     *  flags); when present the forecast counts these instead of the resident set's bound; absent
+     *  when QEMU's memory could not be read */
+    zeroMiB: z.number().optional(),
     bandwidthMiBps: z.number(),
     /** how long the measurement took, ms */
     measureMs: z.number(),

@@ -12,8 +12,8 @@ export interface VmFacts {
   vmId: string;
   vmName: string;
   ramMiB: number;
-  /** residentMiB: the QEMU process's resident set (see PredictInput) */
-  measured: { dirtyRateMiBps: number; workingSetMiB: number; residentMiB?: number } | null;
+  /** residentMiB: the QEMU process's resident set; zeroMiB: its zero pages, sampled (see PredictInput) */
+  measured: { dirtyRateMiBps: number; workingSetMiB: number; residentMiB?: number; zeroMiB?: number } | null;
   /** the guest's part of the host's load, in threads that want a CPU (see host-load.ts guestDemand);
    *  absent: unknown, counted as nothing (its leaving frees no CPU in the forecast) */
   cpuDemand?: number;
@@ -57,7 +57,7 @@ const r1 = (x: number) => Math.round(x * 10) / 10;
 function summary(f: VmFacts, bandwidthMiBps: number, host: HostShare, policy: Policy): EstimateSummary & { completed: boolean } {
   const m = f.measured!;
   const fc = predictMigration(
-    { ramMiB: f.ramMiB, dirtyMiBps: m.dirtyRateMiBps * host.dirtyScale, workingSetMiB: m.workingSetMiB, bandwidthMiBps, zeroScanMiBps: LAB_ZERO_SCAN_MIBPS * host.cpu, ...(m.residentMiB !== undefined ? { residentMiB: m.residentMiB } : {}) },
+    { ramMiB: f.ramMiB, dirtyMiBps: m.dirtyRateMiBps * host.dirtyScale, workingSetMiB: m.workingSetMiB, bandwidthMiBps, zeroScanMiBps: LAB_ZERO_SCAN_MIBPS * host.cpu, ...(m.residentMiB !== undefined ? { residentMiB: m.residentMiB } : {}), ...(m.zeroMiB !== undefined ? { zeroMiB: m.zeroMiB } : {}) },
     policy,
   );
   return {

@@ -17,6 +17,9 @@ export interface PredictInput {
   /** the QEMU process's resident set, MiB (virDomainMemoryStats "rss"); absent: unknown, and the
    *  simulator's default zero-page share is used */
   residentMiB?: number;
+  /** guest RAM in zero pages, MiB, sampled from QEMU's memory (../libvirt/guest-zero.ts); when given
+   *  it replaces the resident set's bound */
+  zeroMiB?: number;
   /** zero-page scan rate of the first pass, MiB/s; absent: LAB_ZERO_SCAN_MIBPS (a migration thread
    *  with a core to itself) */
   zeroScanMiBps?: number;
@@ -75,7 +78,7 @@ export function predictMigration(input: PredictInput, policy: Policy): Migration
     dirtyMiBps: Math.max(0, input.dirtyMiBps),
     bandwidthMiBps: input.bandwidthMiBps,
     postcopyEnabled: policy.allowPostcopy,
-    ...(input.residentMiB !== undefined ? { zeroMiB: zeroMiBFrom(input.ramMiB, input.residentMiB) } : {}),
+    ...zeroPagesOf(input),
     zeroScanMiBps: input.zeroScanMiBps ?? LAB_ZERO_SCAN_MIBPS,
   };
   // simulate as long as the policy would let the migration run
@@ -117,6 +120,13 @@ export const QEMU_RSS_OVERHEAD_MIB = 32;
 export function zeroMiBFrom(ramMiB: number, residentMiB: number, overheadMiB = QEMU_RSS_OVERHEAD_MIB): number {
   const touched = Math.min(ramMiB, Math.max(0, residentMiB - overheadMiB));
   return Math.max(0, ramMiB - touched);
+}
+
+/** The zero pages a forecast counts (pure): sampled when it could be, else the resident set's bound,
+ *  else none given (the simulator's default). */
+function zeroPagesOf(input: PredictInput): { zeroMiB?: number } {
+  if (input.zeroMiB !== undefined) return { zeroMiB: Math.max(0, Math.min(input.ramMiB, input.zeroMiB)) };
+  return input.residentMiB !== undefined ? { zeroMiB: zeroMiBFrom(input.ramMiB, input.residentMiB) } : {};
 }
 
 export const MIN_SATURATION_SIGNAL_MIBPS = 8;

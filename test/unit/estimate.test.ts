@@ -103,3 +103,14 @@ test('the forecast hands the recent samples to the simulated controller, as the 
   // stock knows nothing of the history
   assert.deepEqual(quietBefore.stock, plain.stock);
 });
+
+test('sampled zero pages replace the resident set\'s bound', () => {
+  const base = { ramMiB: 512, dirtyMiBps: 22, workingSetMiB: 64, bandwidthMiBps: 100, residentMiB: 512 + QEMU_RSS_OVERHEAD_MIB };
+  const policy = builtinPolicy('minimal-downtime');
+  // all resident (transparent huge pages), yet 60 % of the pages hold zeros
+  const bound = predictMigration(base, policy);
+  const sampled = predictMigration({ ...base, zeroMiB: 307 }, policy);
+  assert.ok(sampled.prediction.timeSec < bound.prediction.timeSec, `${sampled.prediction.timeSec} vs ${bound.prediction.timeSec}`);
+  // out of range: clamped to the RAM
+  assert.deepEqual(predictMigration({ ...base, zeroMiB: 9999 }, policy), predictMigration({ ...base, zeroMiB: 512 }, policy));
+});

@@ -8,6 +8,8 @@ import type { Policy } from '../../controller/policy.js';
 import { DirtyRateError, measureDirtyRate } from '../../libvirt/dirty-rate.js';
 import { DomainState, type Domain } from '../../libvirt/types.js';
 import { forecastDirtyRate, LONG_PERIOD_SEC, predictMigration, SHORT_PERIOD_SEC, workingSetFrom } from '../../simulator/predict.js';
+import type { Logger } from 'pino';
+import { sampleGuestZeroPages } from '../../libvirt/guest-zero.js';
 import type { AgentContext } from '../context.js';
 import { findDomain, libvirtConnection, libvirtFailure } from '../vm-lookup.js';
 import type { Verbs } from './types.js';
@@ -33,22 +35,38 @@ export async function residentMiB(domain: Domain): Promise<number | undefined> {
   return rssKiB === undefined ? undefined : Math.round(rssKiB / 1024);
 }
 
+/** Guest RAM in zero pages, MiB, sampled from QEMU's memory; undefined (logged) when it cannot be
+ *  read (a remote QEMU, no permission): the forecast then falls back to the resident set. */
+export async function zeroMiBOf(domain: Domain, log: Logger): Promise<number | undefined> {
+  try {
+    const z = await sampleGuestZeroPages(domain);
+    return Math.round(z.share * z.ramMiB);
+  } catch (err) {
+    log.debug({ event: 'estimate.zero_sample_failed', vm: domain.name, err: err instanceof Error ? err.message : String(err) }, 'zero pages not sampled; the resident set bounds them');
+    return undefined;
+  }
+}
+
 export interface GuestMeasurement {
   shortMiBps: number;
   longMiBps: number;
   /** the QEMU process's resident set after the sampling, MiB (bounds the non-zero guest memory) */
   residentMiB: number | undefined;
+  /** guest RAM in zero pages, sampled, MiB */
+  zeroMiB: number | undefined;
   measureMs: number;
 }
 
-/** The dirty rate (short period), the working set (long period) and the resident set of a running guest. */
-export async function measureGuest(domain: Domain): Promise<GuestMeasurement> {
+/** The dirty rate (short period), the working set (long period), the resident set and the zero pages
+ *  of a running guest. */
+export async function measureGuest(domain: Domain, log: Logger): Promise<GuestMeasurement> {
   const started = performance.now();
   const shortMiBps = await measure(domain, SHORT_PERIOD_SEC);
   const longMiBps = await measure(domain, LONG_PERIOD_SEC);
   const resident = await residentMiB(domain);
+  const zeroMiB = await zeroMiBOf(domain, log);
   const measureMs = Math.round(performance.now() - started);
-  return { shortMiBps, longMiBps, residentMiB: resident, measureMs };
+  return { shortMiBps, longMiBps, residentMiB: resident, zeroMiB, measureMs };
 }
 
 export interface ForecastRates {
@@ -76,15 +94,15 @@ async function estimate(ctx: AgentContext, p: VerbParams<'VM.estimateMigration'>
     throw new AgentError('VM_NOT_RUNNING', `VM ${domain.name} is ${stateName(state)}: its dirty rate cannot be measured`, { vmId: domain.uuid, state: stateName(state) });
   }
   const ramMiB = Math.round(info.maxMemKiB / 1024);
-  const { shortMiBps, longMiBps, residentMiB: resident, measureMs } = await measureGuest(domain);
+  const { shortMiBps, longMiBps, residentMiB: resident, zeroMiB, measureMs } = await measureGuest(domain, ctx.logger);
   const bandwidthMiBps = p.bandwidth ?? policy.bandwidthMiBps ?? DEFAULT_ESTIMATE_BANDWIDTH_MIBPS;
   const { dirtyMiBps, recentMiBps, ws } = forecastRates(ctx, domain.uuid, { shortMiBps, longMiBps }, ramMiB);
-  const forecast = predictMigration({ ramMiB, dirtyMiBps, workingSetMiB: ws.workingSetMiB, bandwidthMiBps, recentDirtyMiBps: recentMiBps, ...(resident !== undefined ? { residentMiB: resident } : {}) }, policy);
-  ctx.logger.info({ vm: domain.name, shortMiBps, longMiBps, dirtyMiBps, recentSamples: recentMiBps.length, workingSetMiB: ws.workingSetMiB, residentMiB: resident, bandwidthMiBps, policy: policy.name, forecast }, 'migration estimated');
+  const forecast = predictMigration({ ramMiB, dirtyMiBps, workingSetMiB: ws.workingSetMiB, bandwidthMiBps, recentDirtyMiBps: recentMiBps, ...(resident !== undefined ? { residentMiB: resident } : {}), ...(zeroMiB !== undefined ? { zeroMiB } : {}) }, policy);
+  ctx.logger.info({ vm: domain.name, shortMiBps, longMiBps, dirtyMiBps, recentSamples: recentMiBps.length, workingSetMiB: ws.workingSetMiB, residentMiB: resident, zeroMiB, bandwidthMiBps, policy: policy.name, forecast }, 'migration estimated');
   return {
     vmId: domain.uuid,
     vmName: domain.name,
-    measured: { dirtyRateMiBps: dirtyMiBps, sampledDirtyRateMiBps: shortMiBps, recentSamples: recentMiBps.length, workingSetMiB: ws.workingSetMiB, workingSetMeasured: ws.bounded, ramMiB, ...(resident !== undefined ? { residentMiB: resident } : {}), bandwidthMiBps, measureMs },
+    measured: { dirtyRateMiBps: dirtyMiBps, sampledDirtyRateMiBps: shortMiBps, recentSamples: recentMiBps.length, workingSetMiB: ws.workingSetMiB, workingSetMeasured: ws.bounded, ramMiB, ...(resident !== undefined ? { residentMiB: resident } : {}), ...(zeroMiB !== undefined ? { zeroMiB } : {}), bandwidthMiBps, measureMs },
     convergesWithoutThrottle: forecast.convergesWithoutThrottle,
     prediction: forecast.prediction,
     stock: forecast.stock,
