@@ -163,9 +163,9 @@ const fc = (f: Forecast): string => (f.completed ? `${f.timeSec.toFixed(1)} s, p
 
 function predictionTable(rs: Row[]): string[] {
   const lines = [
-    'VM.estimateMigration asked on the controller run\'s guest just before its migration (page-sampled dirty rate, then the calibrated simulator), against what the controller and stock runs measured. Error = (predicted - measured) / measured time.',
+    'VM.estimateMigration asked on the controller run\'s guest just before its migration (the dirty rate by page sampling, raised to the upper quartile of the agent\'s recent samples when that is higher, and the zero pages sampled from QEMU\'s memory; then the calibrated simulator), against what the controller and stock runs measured. Error = (predicted - measured) / measured time.',
     '',
-    '| scenario | sampled dirty rate (MiB/s) | converges alone? | predicted, controller | measured, controller | time error | predicted, stock | measured, stock | time error |',
+    '| scenario | dirty rate assumed (MiB/s) | converges alone? | predicted, controller | measured, controller | time error | predicted, stock | measured, stock | time error |',
     '| --- | --- | --- | --- | --- | --- | --- | --- | --- |',
   ];
   for (const r of rs) {
