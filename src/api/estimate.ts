@@ -29,7 +29,7 @@ export const EstimateResultSchema = z.strictObject({
     /** the dirty rate the forecast assumed, MiB/s: the fresh sample, or the upper quartile of the
      *  agent's recent samples of the guest when that is higher */
     dirtyRateMiBps: z.number(),
-    /** the fresh page-sampling reading over the short period, MiB/s */
+    /** the rate from the fresh page-sampling readings over the short period (drop-outs left out), MiB/s */
     sampledDirtyRateMiBps: z.number(),
     /** how many of the agent's recent samples (the last two minutes) were read */
     recentSamples: z.number().int(),

@@ -156,7 +156,7 @@ export function buildProgram(): Command {
 
   program
     .command('estimate')
-    .description("predict a migration before it starts: measures the VM's dirty rate (about 5 s), simulates the policy and stock auto-converge")
+    .description("predict a migration before it starts: measures the VM's dirty rate (about 7 s), simulates the policy and stock auto-converge")
     .argument('<vm>', 'VM name or UUID')
     .option('--bandwidth <MiB/s>', 'bandwidth cap the migration would have', positiveInt)
     .option('--policy <name|json>', 'convergence policy: a built-in name or a JSON object', policyArg)

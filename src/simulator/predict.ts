@@ -131,6 +131,29 @@ function zeroPagesOf(input: PredictInput): { zeroMiB?: number } {
 
 export const MIN_SATURATION_SIGNAL_MIBPS = 8;
 
+/** Below this, MiB/s, a 1 s page-sampling reading is a handful of sampled pages (2 MiB each at 512
+ *  per GiB) and its spread is counting noise. */
+export const SAMPLING_NOISE_MIBPS = 16;
+
+/**
+ * The rate from several short samples taken now (pure). A reading can fall far below the guest's
+ * rate (page sampling sees changed content only: a page rewritten with its own bytes, a pause between
+ * bursts) but not far above it, so readings below a quarter of the highest are such drop-outs and
+ * left out, and the rest averaged. Low readings are all counting noise: their median.
+ */
+export function freshDirtyRate(samplesMiBps: readonly number[]): number {
+  const valid = samplesMiBps.filter((r) => Number.isFinite(r) && r >= 0);
+  if (valid.length === 0) return 0;
+  const highest = Math.max(...valid);
+  if (highest < SAMPLING_NOISE_MIBPS) {
+    const sorted = [...valid].sort((a, b) => a - b);
+    const mid = Math.floor(sorted.length / 2);
+    return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+  }
+  const kept = valid.filter((r) => r >= highest / 4);
+  return Math.round(kept.reduce((a, b) => a + b, 0) / kept.length);
+}
+
 /** Share of the agent's recent samples a forecast's rate is at least as high as (their upper quartile). */
 export const RECENT_RATE_QUANTILE = 0.75;
 

@@ -3,7 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { builtinPolicy } from '../../src/controller/policy.js';
-import { forecastDirtyRate, predictMigration, QEMU_RSS_OVERHEAD_MIB, workingSetFrom, zeroMiBFrom } from '../../src/simulator/predict.js';
+import { forecastDirtyRate, freshDirtyRate, predictMigration, QEMU_RSS_OVERHEAD_MIB, workingSetFrom, zeroMiBFrom } from '../../src/simulator/predict.js';
 import { roleAllows } from '../../src/api/roles.js';
 import { CATALOG } from '../../src/api/catalog.js';
 
@@ -113,4 +113,16 @@ test('sampled zero pages replace the resident set\'s bound', () => {
   assert.ok(sampled.prediction.timeSec < bound.prediction.timeSec, `${sampled.prediction.timeSec} vs ${bound.prediction.timeSec}`);
   // out of range: clamped to the RAM
   assert.deepEqual(predictMigration({ ...base, zeroMiB: 9999 }, policy), predictMigration({ ...base, zeroMiB: 512 }, policy));
+});
+
+test('fresh rate: drop-outs left out, the rest averaged; counting noise gives its median', () => {
+  // stress-ng's steady writer: two samples fell where it rewrote its own bytes
+  assert.equal(freshDirtyRate([0, 0, 120]), 120);
+  assert.equal(freshDirtyRate([122, 0, 130]), 126);
+  assert.equal(freshDirtyRate([186, 170, 190]), 182);
+  // a 4 MiB/s guest: 1 to 6 sampled pages, no drop-out
+  assert.equal(freshDirtyRate([4, 2, 12]), 4);
+  assert.equal(freshDirtyRate([2, 4]), 3);
+  assert.equal(freshDirtyRate([]), 0);
+  assert.equal(freshDirtyRate([Number.NaN, 30]), 30);
 });
