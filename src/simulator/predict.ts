@@ -2,6 +2,7 @@
 // working set go into the calibrated simulator, once for the chosen policy and once for QEMU's stock
 // schedule, and once without auto-converge to tell whether the guest converges without a throttle.
 import { completionTimeoutMs } from '../controller/escalate.js';
+import { median } from '../controller/estimate.js';
 import { builtinPolicy, type Policy } from '../controller/policy.js';
 import type { Scenario } from './scenario.js';
 import { simulate, type SimResult } from './simulate.js';
@@ -145,11 +146,7 @@ export function freshDirtyRate(samplesMiBps: readonly number[]): number {
   const valid = samplesMiBps.filter((r) => Number.isFinite(r) && r >= 0);
   if (valid.length === 0) return 0;
   const highest = Math.max(...valid);
-  if (highest < SAMPLING_NOISE_MIBPS) {
-    const sorted = [...valid].sort((a, b) => a - b);
-    const mid = Math.floor(sorted.length / 2);
-    return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
-  }
+  if (highest < SAMPLING_NOISE_MIBPS) return median(valid);
   const kept = valid.filter((r) => r >= highest / 4);
   return Math.round(kept.reduce((a, b) => a + b, 0) / kept.length);
 }
@@ -192,14 +189,14 @@ export const LONG_PERIOD_SEC = 3;
  * the bytes as they were at its start (stress-ng's patterns read 3 MiB/s over 3 s right after
  * 122 MiB/s over 1 s on a 128 MiB working set).
  */
-export function workingSetFrom(m: { shortMiBps: number; longMiBps: number; longSec: number; ramMiB: number; shortSec?: number }): { workingSetMiB: number; bounded: boolean } {
+export function workingSetFrom(m: { shortMiBps: number; longMiBps: number; longSec: number; ramMiB: number }): { workingSetMiB: number; bounded: boolean } {
   // Below a few MiB/s page sampling sees a handful of changed pages (512 sampled per GiB): too few to
   // tell a saturated period from noise; such a guest converges whatever its working set.
   if (m.shortMiBps < MIN_SATURATION_SIGNAL_MIBPS) return { workingSetMiB: m.ramMiB, bounded: false };
   const seenLong = m.longMiBps * m.longSec;
   const wouldSee = m.shortMiBps * m.longSec;
   // saturated: the long period saw clearly less than the short rate would have written
-  const seenShort = m.shortMiBps * (m.shortSec ?? SHORT_PERIOD_SEC);
+  const seenShort = m.shortMiBps * SHORT_PERIOD_SEC;
   if (wouldSee > 0 && seenLong < 0.75 * wouldSee) return { workingSetMiB: Math.max(1, Math.min(m.ramMiB, Math.round(Math.max(seenLong, seenShort)))), bounded: true };
   return { workingSetMiB: m.ramMiB, bounded: false };
 }

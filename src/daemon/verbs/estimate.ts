@@ -7,9 +7,9 @@ import type { VerbParams } from '../../api/catalog.js';
 import type { Policy } from '../../controller/policy.js';
 import { DirtyRateError, measureDirtyRate } from '../../libvirt/dirty-rate.js';
 import { DomainState, type Domain } from '../../libvirt/types.js';
-import { forecastDirtyRate, freshDirtyRate, LONG_PERIOD_SEC, predictMigration, SHORT_PERIOD_SEC, workingSetFrom } from '../../simulator/predict.js';
 import type { Logger } from 'pino';
 import { sampleGuestZeroPages } from '../../libvirt/guest-zero.js';
+import { forecastDirtyRate, freshDirtyRate, LONG_PERIOD_SEC, predictMigration, SHORT_PERIOD_SEC, workingSetFrom } from '../../simulator/predict.js';
 import type { AgentContext } from '../context.js';
 import { findDomain, libvirtConnection, libvirtFailure } from '../vm-lookup.js';
 import type { Verbs } from './types.js';
@@ -30,14 +30,14 @@ async function measure(domain: Domain, seconds: number): Promise<number> {
 
 /** The QEMU process's resident set, MiB, or undefined when libvirt does not give it: the estimate
  *  then keeps the simulator's default zero-page share rather than failing. */
-export async function residentMiB(domain: Domain): Promise<number | undefined> {
+async function residentMiB(domain: Domain): Promise<number | undefined> {
   const rssKiB = await domain.memoryStats().then((s) => s.rss, () => undefined);
   return rssKiB === undefined ? undefined : Math.round(rssKiB / 1024);
 }
 
 /** Guest RAM in zero pages, MiB, sampled from QEMU's memory; undefined (logged) when it cannot be
  *  read (a remote QEMU, no permission): the forecast then falls back to the resident set. */
-export async function zeroMiBOf(domain: Domain, log: Logger): Promise<number | undefined> {
+async function zeroMiBOf(domain: Domain, log: Logger): Promise<number | undefined> {
   try {
     const z = await sampleGuestZeroPages(domain);
     return Math.round(z.share * z.ramMiB);
@@ -51,14 +51,22 @@ export async function zeroMiBOf(domain: Domain, log: Logger): Promise<number | u
  *  sample of the lab's steady stress-ng read 0 in 9 of 24 tries (see freshDirtyRate). */
 export const FRESH_SHORT_SAMPLES = 3;
 
-export interface GuestMeasurement {
-  /** the rate from the short samples (freshDirtyRate), MiB/s */
-  shortMiBps: number;
-  longMiBps: number;
-  /** the QEMU process's resident set after the sampling, MiB (bounds the non-zero guest memory) */
+export interface GuestMemory {
+  /** the QEMU process's resident set, MiB (bounds the non-zero guest memory) */
   residentMiB: number | undefined;
   /** guest RAM in zero pages, sampled, MiB */
   zeroMiB: number | undefined;
+}
+
+/** What a forecast needs of the guest's memory beside its dirty rate. */
+export async function guestMemory(domain: Domain, log: Logger): Promise<GuestMemory> {
+  return { residentMiB: await residentMiB(domain), zeroMiB: await zeroMiBOf(domain, log) };
+}
+
+export interface GuestMeasurement extends GuestMemory {
+  /** the rate from the short samples (freshDirtyRate), MiB/s */
+  shortMiBps: number;
+  longMiBps: number;
   measureMs: number;
 }
 
@@ -70,10 +78,9 @@ export async function measureGuest(domain: Domain, log: Logger): Promise<GuestMe
   const longMiBps = await measure(domain, LONG_PERIOD_SEC);
   while (shorts.length < FRESH_SHORT_SAMPLES) shorts.push(await measure(domain, SHORT_PERIOD_SEC));
   const shortMiBps = freshDirtyRate(shorts);
-  const resident = await residentMiB(domain);
-  const zeroMiB = await zeroMiBOf(domain, log);
+  const memory = await guestMemory(domain, log);
   const measureMs = Math.round(performance.now() - started);
-  return { shortMiBps, longMiBps, residentMiB: resident, zeroMiB, measureMs };
+  return { shortMiBps, longMiBps, ...memory, measureMs };
 }
 
 export interface ForecastRates {

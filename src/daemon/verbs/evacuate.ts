@@ -10,7 +10,7 @@ import { destinationCapabilities, destinationKey } from '../../migration/destina
 import { destinationRules } from '../security/destination-rules.js';
 import type { AgentContext } from '../context.js';
 import { findDomain, libvirtConnection, libvirtFailure } from '../vm-lookup.js';
-import { DEFAULT_ESTIMATE_BANDWIDTH_MIBPS, forecastRates, measureGuest, residentMiB, zeroMiBOf } from './estimate.js';
+import { DEFAULT_ESTIMATE_BANDWIDTH_MIBPS, forecastRates, guestMemory, measureGuest } from './estimate.js';
 import type { Verbs } from './types.js';
 import { changeParams, migrate } from './vm.js';
 import { sampleHostLoad } from '../host-load.js';
@@ -47,7 +47,7 @@ function ports(ctx: AgentContext, policy: EvacuationRequest['policy'], vms: Vm[]
       const ramMiB = vms.find((v) => v.vmId === vmId)?.ramMiB ?? Math.round((await domain.getInfo()).maxMemKiB / 1024);
       // the agent's own recent samples, when fresh: the plan need not wait for a measurement
       const recent = ctx.dirtyHistory?.pair(vmId, HISTORY_FRESH_MS);
-      const m = recent ? { ...recent, residentMiB: await residentMiB(domain), zeroMiB: await zeroMiBOf(domain, ctx.logger) } : await measureGuest(domain, ctx.logger);
+      const m = recent ? { ...recent, ...(await guestMemory(domain, ctx.logger)) } : await measureGuest(domain, ctx.logger);
       const f = forecastRates(ctx, vmId, m, ramMiB);
       return { dirtyRateMiBps: f.dirtyMiBps, workingSetMiB: f.ws.workingSetMiB, ...(m.residentMiB !== undefined ? { residentMiB: m.residentMiB } : {}), ...(m.zeroMiB !== undefined ? { zeroMiB: m.zeroMiB } : {}) };
     },
