@@ -137,6 +137,14 @@ export function linuxLoss(windows: readonly SeenWindow[], markAt: number, endAt:
 /** A guest that panicked (QEMU 7.2 under TCG loses dirty pages: docs/lab.md) never reports again. */
 const PANIC = /Kernel panic|BUG: unable to handle|general protection fault/;
 
+/** The first line of a Linux guest's serial log (this boot only) where its kernel panicked, without
+ *  its timestamp, or null. */
+export async function kernelFailure(serialLog: string): Promise<string | null> {
+  const text = await readFile(serialLog, 'utf8').catch(() => '');
+  const line = text.split('\n').find((l) => PANIC.test(l));
+  return line ? line.replace(/^\[[\d. ]+\]\s*/, '').trim() : null;
+}
+
 /**
  * @param windowSec the guest's work window, s
  * @param markAtWindow mark at the end of this window (phases and bursts line up in every mode)
@@ -212,9 +220,7 @@ export function linuxMeter(name: string, serialLog: string, windowSec: number, m
     },
     async failure() {
       // the log holds this boot only (the lab starts it afresh per guest)
-      const text = await readFile(serialLog, 'utf8').catch(() => '');
-      const line = text.split('\n').find((l) => PANIC.test(l));
-      return line ? line.replace(/^\[[\d. ]+\]\s*/, '').trim() : null;
+      return kernelFailure(serialLog);
     },
     async rateAfter() {
       return heavyRate(after().slice(-3)) || null;

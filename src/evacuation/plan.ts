@@ -3,6 +3,7 @@
 // may start now, and how long the rest should take. Where each goes: ./placement.ts. The runner
 // (./runner.ts) only carries them out.
 import type { EstimateSummary } from '../api/evacuation.js';
+import type { MigrationStatus } from '../api/results.js';
 import type { Policy } from '../controller/policy.js';
 import { LAB_ZERO_SCAN_MIBPS, predictMigration, SETUP_AND_HANDOVER_SEC } from '../simulator/predict.js';
 import { dirtyScale, STREAM_CORE_MIBPS, streamCpuShare, streamRateMiBps, without, type HostLoad } from './host-load.js';
@@ -347,15 +348,29 @@ export function rebalanceShares(running: readonly RunningShare[], bandwidthMiBps
 export interface RunView {
   exclusive: boolean;
   state: 'waiting' | 'migrating' | 'done' | 'failed' | 'cancelled';
+  /** migrating, with all its data sent: only libvirt's handover is left (see sentAll) */
+  sentAll?: boolean;
 }
 
 /**
- * Which waiting VMs (indices, in order) may start now, `running` counting the migrating ones. An
- * exclusive VM starts only when nothing runs, and nothing starts beside it; shared ones fill up to
+ * Whether a migration has sent all its data and only the handover is left (pure): the destination
+ * resuming the guest and the source cleaning up, 1.3-2 s on the lab with the link idle (the status
+ * reads running with nothing remaining). Pre-copy only: in post-copy nothing remaining on the
+ * source's side does not mean the destination has every page.
+ */
+export function sentAll(st: Pick<MigrationStatus, 'state' | 'postcopy' | 'iteration' | 'dataProcessed' | 'dataRemaining'> | null | undefined): boolean {
+  return st?.state === 'running' && !st.postcopy && st.iteration >= 1 && st.dataProcessed > 0 && st.dataRemaining === 0;
+}
+
+/**
+ * Which waiting VMs (indices, in order) may start now. A migration that has sent all its data no
+ * longer uses the link, so the next starts during its handover (whose time the link would stand
+ * idle otherwise); the agent's and the destinations' slot limits still count it. An exclusive VM
+ * starts only when nothing else uses the link, and nothing starts beside it; shared ones fill up to
  * `parallel`. The order is kept: nothing passes a waiting exclusive VM.
  */
 export function startable(vms: readonly RunView[], parallel: number): number[] {
-  const running = vms.filter((v) => v.state === 'migrating');
+  const running = vms.filter((v) => v.state === 'migrating' && v.sentAll !== true);
   if (running.some((v) => v.exclusive)) return [];
   let free = parallel - running.length;
   const out: number[] = [];

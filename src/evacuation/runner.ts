@@ -8,7 +8,7 @@ import type { Destination } from '../api/params.js';
 import { isMigrationActive, type MigrationStatus } from '../api/results.js';
 import { destinationKey } from '../migration/destination.js';
 import type { Policy } from '../controller/policy.js';
-import { fairShare, planEvacuation, predictRemainingSec, rebalanceShares, startable, type VmFacts } from './plan.js';
+import { fairShare, planEvacuation, predictRemainingSec, rebalanceShares, sentAll, startable, type VmFacts } from './plan.js';
 import { chooseDestination, type DestinationUse, type DestinationView } from './placement.js';
 import type { HostLoadSample } from './host-load.js';
 import type { RunnerState, StartIntent } from './record.js';
@@ -166,7 +166,7 @@ export class Evacuation extends EventEmitter<{ change: [EvacuationStatus] }> {
         if (!this.cancelled) await this.startWhatMay();
         await this.rebalance();
         await new Promise<void>((resolve) => {
-          const t = setTimeout(resolve, this.opts.tickMs ?? 500);
+          const t = setTimeout(resolve, this.opts.tickMs ?? 250);
           this.wake = () => {
             clearTimeout(t);
             resolve();
@@ -323,9 +323,9 @@ export class Evacuation extends EventEmitter<{ change: [EvacuationStatus] }> {
   }
 
   private async startWhatMay(): Promise<void> {
-    const order = startable(this.status.vms, this.parallel);
+    const order = startable(this.status.vms.map((v) => ({ exclusive: v.exclusive, state: v.state, sentAll: v.state === 'migrating' && sentAll(v.migration) })), this.parallel);
     // a shared migration starts with its part of the link beside those running and those starting now
-    const sharing = [...this.status.vms.filter((v) => v.state === 'migrating'), ...order.map((i) => this.status.vms[i]!)].filter((v) => !v.exclusive).length;
+    const sharing = [...this.usingLink(), ...order.map((i) => this.status.vms[i]!)].filter((v) => !v.exclusive).length;
     for (const i of order) {
       if (this.halted) return;
       const v = this.status.vms[i]!;
@@ -386,10 +386,15 @@ export class Evacuation extends EventEmitter<{ change: [EvacuationStatus] }> {
     }
   }
 
+  /** The migrations still sending: one in its handover (sentAll) leaves its part of the link to the others. */
+  private usingLink(): EvacuationVm[] {
+    return this.status.vms.filter((v) => v.state === 'migrating' && !sentAll(v.migration));
+  }
+
   /** The running shared migrations split the link equally (./plan.ts rebalanceShares); one that cannot
    *  be changed keeps its share, and the evacuation goes on. */
   private async rebalance(): Promise<void> {
-    const running = this.status.vms.filter((v) => v.state === 'migrating');
+    const running = this.usingLink();
     const changes = rebalanceShares(running.map((v) => ({ vmId: v.vmId, exclusive: v.exclusive, bandwidthMiBps: v.bandwidthMiBps ?? this.opts.bandwidthMiBps })), this.opts.bandwidthMiBps);
     let changed = false;
     for (const c of changes) {

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { builtinPolicy } from '../../src/controller/policy.js';
-import { chooseParallel, evaluateParallel, fairShare, planEvacuation, predictRemainingSec, rebalanceShares, startable, type Forecast } from '../../src/evacuation/plan.js';
+import { chooseParallel, evaluateParallel, fairShare, planEvacuation, predictRemainingSec, rebalanceShares, sentAll, startable, type Forecast } from '../../src/evacuation/plan.js';
 import { chooseDestination, type DestinationView } from '../../src/evacuation/placement.js';
 
 const policy = builtinPolicy('minimal-downtime');
@@ -197,6 +197,27 @@ describe('startable', () => {
   });
   it('nothing starts beside an exclusive one', () => {
     assert.deepEqual(startable([{ exclusive: true, state: 'migrating' }, { exclusive: false, state: 'waiting' }], 2), []);
+  });
+  it('one in its handover (all data sent) no longer holds the link: the next exclusive or shared one starts', () => {
+    assert.deepEqual(startable([{ exclusive: true, state: 'migrating', sentAll: true }, { exclusive: true, state: 'waiting' }, { exclusive: true, state: 'waiting' }], 2), [1]);
+    assert.deepEqual(startable([{ exclusive: true, state: 'migrating', sentAll: true }, { exclusive: false, state: 'waiting' }, { exclusive: false, state: 'waiting' }], 2), [1, 2]);
+    assert.deepEqual(startable([{ exclusive: false, state: 'migrating', sentAll: true }, { exclusive: false, state: 'migrating' }, { exclusive: false, state: 'waiting' }, { exclusive: false, state: 'waiting' }], 2), [2]);
+    assert.deepEqual(startable([{ exclusive: true, state: 'migrating', sentAll: false }, { exclusive: true, state: 'waiting' }], 2), []);
+  });
+});
+
+describe('sentAll', () => {
+  const st = { state: 'running' as const, postcopy: false, iteration: 4, dataProcessed: 600 << 20, dataRemaining: 0 };
+  it('is the handover: running, pre-copy, something sent, nothing remaining', () => {
+    assert.equal(sentAll(st), true);
+  });
+  it('is not while data remain, before anything was sent, in post-copy, once ended, or without a status', () => {
+    assert.equal(sentAll({ ...st, dataRemaining: 4096 }), false);
+    assert.equal(sentAll({ ...st, iteration: 0, dataProcessed: 0 }), false);
+    assert.equal(sentAll({ ...st, postcopy: true }), false);
+    assert.equal(sentAll({ ...st, state: 'completed' }), false);
+    assert.equal(sentAll({ ...st, state: 'pending' }), false);
+    assert.equal(sentAll(null), false);
   });
 });
 

@@ -15,6 +15,8 @@ interface Fake {
   /** setBandwidth throws for these VMs */
   refuseRebalance: Set<string>;
   finish(vm: string, state: 'completed' | 'failed' | 'cancelled'): void;
+  /** the migration has sent all its data; only the handover is left */
+  sendAll(vm: string): void;
 }
 
 /** VMs of 256 MiB, light; destinations answer per `caps` (undefined: unreachable). `refuse`: destinations whose VM.migrate throws. */
@@ -59,6 +61,10 @@ function fake(vms: string[], caps: Record<string, number | undefined>, refuse: R
     finish: (vm, state) => {
       const s = statuses.get(vm)!;
       statuses.set(vm, { ...s, state, error: state === 'failed' ? { code: 1012, name: 'MIGRATION_FAILED', message: 'boom' } : null });
+    },
+    sendAll: (vm) => {
+      const s = statuses.get(vm)!;
+      statuses.set(vm, { ...s, iteration: 3, dataProcessed: 300 << 20, dataRemaining: 0, postcopy: false });
     },
   };
 }
@@ -120,6 +126,25 @@ describe('Evacuation runner', () => {
     f.finish(third, 'completed');
     const s = await e.done;
     assert.deepEqual(s.vms.map((v) => [v.vmId, v.bandwidthMiBps]), [[first, 50], [second, 50], [third, 100]], 'the status shows the share each had last');
+  });
+
+  it('starts the next migration while one is in its handover (all data sent), which keeps its slot but leaves its share of the link', async () => {
+    // two destinations: the one in its handover still holds an incoming slot of its own
+    const f = fake(['v1', 'v2', 'v3'], { b: 4000, c: 4000 });
+    const e = new Evacuation(opts(['b', 'c']), f.ports);
+    await until(() => f.started.length === 2);
+    const [first, second] = [f.started[0]!.vm, f.started[1]!.vm];
+    await new Promise((r) => setTimeout(r, 30));
+    assert.equal(f.started.length, 2, 'two at once, no more');
+    f.sendAll(first);
+    await until(() => f.started.length === 3);
+    assert.equal(f.started[2]!.bw, 50, 'beside the second, which still sends');
+    await new Promise((r) => setTimeout(r, 30));
+    assert.ok(!f.rebalanced.some((r) => r.vm === first), 'a migration in its handover is not given a share');
+    assert.equal(e.snapshot().totals.running, 3, 'the one in its handover still counts as running');
+    for (const vm of [first, second, f.started[2]!.vm]) f.finish(vm, 'completed');
+    const s = await e.done;
+    assert.equal(s.totals.done, 3);
   });
 
   it('a share that cannot be changed is reported once, tried again, and never fails the evacuation', async () => {
