@@ -79,8 +79,10 @@ describe('encrypted migration stream on the lab', { skip: isRoot ? false : 'need
     assert.match(bad.message, /tls/);
 
     const name = 'tls1';
-    // 32 MiB written at 4 MiB/s over a 16 MiB/s cap: a few seconds, long enough to look at QEMU
-    await defineGuest({ host: 'a', name, ramMiB: 128, wsMiB: 32, rateMiB: 4 });
+    // 96 MiB written at 4 MiB/s over a 16 MiB/s cap: about 6 s, long enough to look at QEMU several
+    // times (a virsh call takes up to a second on a busy host; with 32 MiB, CI once saw only two looks,
+    // both before libvirt had set the migration's parameters)
+    await defineGuest({ host: 'a', name, ramMiB: 128, wsMiB: 96, rateMiB: 4 });
     const { final, seen } = await migrateWatchingTls(name);
     assert.equal(final.state, 'completed', JSON.stringify(final.error));
     assert.equal(final.tls, true);
