@@ -71,6 +71,9 @@ type ErrorInfo = { code: number; name: string; message: string };
 const errorInfo = (e: unknown): ErrorInfo => errorRecord(e, { code: -32603, name: 'INTERNAL_ERROR', message: String((e as Error)?.message ?? e) });
 
 
+/** A VM whose migration has sent all its data: only libvirt's handover is left (./plan.ts sentAll). */
+const handingOver = (v: EvacuationVm): boolean => v.state === 'migrating' && sentAll(v.migration);
+
 export class Evacuation extends EventEmitter<{ change: [EvacuationStatus] }> {
   readonly status: EvacuationStatus;
   readonly done: Promise<EvacuationStatus>;
@@ -323,7 +326,7 @@ export class Evacuation extends EventEmitter<{ change: [EvacuationStatus] }> {
   }
 
   private async startWhatMay(): Promise<void> {
-    const order = startable(this.status.vms.map((v) => ({ exclusive: v.exclusive, state: v.state, sentAll: v.state === 'migrating' && sentAll(v.migration) })), this.parallel);
+    const order = startable(this.status.vms.map((v) => ({ exclusive: v.exclusive, state: v.state, sentAll: handingOver(v) })), this.parallel);
     // a shared migration starts with its part of the link beside those running and those starting now
     const sharing = [...this.usingLink(), ...order.map((i) => this.status.vms[i]!)].filter((v) => !v.exclusive).length;
     for (const i of order) {
@@ -386,9 +389,9 @@ export class Evacuation extends EventEmitter<{ change: [EvacuationStatus] }> {
     }
   }
 
-  /** The migrations still sending: one in its handover (sentAll) leaves its part of the link to the others. */
+  /** The migrations still sending: one in its handover leaves its part of the link to the others. */
   private usingLink(): EvacuationVm[] {
-    return this.status.vms.filter((v) => v.state === 'migrating' && !sentAll(v.migration));
+    return this.status.vms.filter((v) => v.state === 'migrating' && !handingOver(v));
   }
 
   /** The running shared migrations split the link equally (./plan.ts rebalanceShares); one that cannot
