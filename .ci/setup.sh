@@ -25,6 +25,8 @@ if [ "${#missing[@]}" -gt 0 ]; then
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
+bash .ci/lab-qemu.sh
+
 echo "setup: npm ci (builds the native libvirt addon)"
 npm ci --no-audit --no-fund --loglevel=error
 echo "setup: building TypeScript"

@@ -38,7 +38,7 @@ const wantsJson = (cmd: Command): boolean => !!cmd.optsWithGlobals<{ json?: bool
 const out = (v: unknown) => process.stdout.write(JSON.stringify(v, (_k, x) => (typeof x === 'bigint' ? x.toString() : x), 2) + '\n');
 
 function printInfo(i: LabInfo): void {
-  console.log(`${i.alreadyUp ? 'lab already up' : 'lab up'} in ${i.dir}`);
+  console.log(`${i.alreadyUp ? 'lab already up' : 'lab up'} in ${i.dir}, QEMU ${i.qemu.version}${i.qemu.root ? ` (${i.qemu.root})` : ' (system)'}`);
   for (const h of i.hosts) {
     console.log(`  ${h.name}  libvirt ${h.libvirtUri}`);
     console.log(`     agent ${h.agentUrl ?? '(none)'}  metrics ${h.metricsUrl ?? '(none)'}  migration ${h.migrationAddress}  uuid ${h.hostUuid}`);

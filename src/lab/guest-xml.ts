@@ -38,6 +38,10 @@ export function guestXml(o: GuestXmlOptions): string {
     <kernel>${esc(o.kernel)}</kernel>
     <cmdline>${esc(guestCmdline(o))}</cmdline>
   </os>
+  <features>
+    <!-- without it libvirt 9.0 passes -no-acpi, which the lab's QEMU 10 no longer takes -->
+    <acpi/>
+  </features>
   <clock offset='utc'/>
   <on_poweroff>destroy</on_poweroff>
   <on_reboot>destroy</on_reboot>

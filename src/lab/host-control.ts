@@ -121,7 +121,7 @@ export async function restartLibvirtd(host: HostName, o: HostControlOptions = {}
       if (left.length) throw new LabError(`could not stop libvirtd of host ${host} (pid ${oldPid})`);
     }
     const plan = hostPlan(dir, host, s.portBase);
-    h.libvirtdPid = spawnLibvirtd(plan);
+    h.libvirtdPid = spawnLibvirtd(plan, s.qemuRoot ?? null);
     await writeState(dir, s);
     h.mntNs = await waitLibvirtd(plan, h.libvirtdPid);
     await writeState(dir, s);

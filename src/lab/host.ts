@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { libvirtdConf, qemuConf, withLibvirtGroups, withLibvirtQemuUser } from './config.js';
 import { tailFile, waitFor } from './exec.js';
 import type { HostPlan } from './paths.js';
+import { QEMU_BIND_TARGETS } from './qemu-engine.js';
 import { isAlive, listProcs, procInfo, terminate } from './procs.js';
 import { libvirtAnswers, listDomains, virshRaw } from './virsh.js';
 
@@ -50,7 +51,7 @@ const sq = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
 
 /** Starts libvirtd in a private mount namespace; the returned pid is libvirtd itself
  * (unshare and sh both exec). */
-export function spawnLibvirtd(p: HostPlan): number {
+export function spawnLibvirtd(p: HostPlan, qemuRoot: string | null): number {
   const h = hostPaths(p);
   // mount -n: do not touch /run/mount (utab) of the real /run.
   const script = [
@@ -60,6 +61,8 @@ export function spawnLibvirtd(p: HostPlan): number {
     `mount -n --bind ${sq(h.etc)} /etc/libvirt`,
     `mount -n --bind ${sq(h.run)} /run`,
     `mount -n --bind ${sq(h.var)} /var`,
+    // the lab's QEMU (qemu-engine.ts) over the system's, for this libvirtd and the QEMUs it starts
+    ...(qemuRoot === null ? [] : QEMU_BIND_TARGETS.map((t) => `mount -n --bind ${sq(join(qemuRoot, t))} ${t}`)),
     `exec /usr/sbin/libvirtd --config ${sq(h.conf)}`,
   ].join('\n');
   appendFileSync(p.libvirtdLog, `--- vmigrate lab: starting libvirtd for host ${p.name} at ${new Date().toISOString()}\n`);

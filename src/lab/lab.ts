@@ -13,6 +13,7 @@ import { readGuestStatus, type GuestStatus } from './guest-progress.js';
 import { dropAllCuts } from './netcut.js';
 import { activeShapes, dropAllShapes, type UplinkShape } from './shape.js';
 import { mountStateDir, unmountAll } from './state-dir.js';
+import { qemuVersion, resolveQemuRoot } from './qemu-engine.js';
 
 export interface LabHostInfo {
   name: HostName;
@@ -33,6 +34,8 @@ export interface LabInfo {
   hosts: LabHostInfo[];
   /** the operator's client certificate (role manager) and the lab CA: paths */
   tls: TlsMaterial;
+  /** the QEMU the hosts run: its version, and the tree bind-mounted over the system's (null: the system's) */
+  qemu: { version: string; root: string | null };
   /** true when `up` found the lab already running. */
   alreadyUp?: boolean;
 }
@@ -80,6 +83,7 @@ function info(s: LabState, tls: TlsMaterial, alreadyUp?: boolean): LabInfo {
   return {
     dir: s.dir,
     tls,
+    qemu: { version: s.qemuVersion ?? 'unknown', root: s.qemuRoot ?? null },
     hosts: s.hosts.map((h) => ({
       name: h.name,
       libvirtUri: h.libvirtUri,
@@ -143,7 +147,17 @@ export async function labUp(opts: LabUpOptions = {}): Promise<LabInfo> {
     await teardown(dir, existing);
 
     const plans = (names ?? hostNames()).map((n) => hostPlan(dir, n, base));
-    const state: LabState = { version: 1, dir, createdAt: new Date().toISOString(), portBase: base, agents, hosts: plans.map(record) };
+    const qemuRoot = resolveQemuRoot();
+    const state: LabState = {
+      version: 1,
+      dir,
+      createdAt: new Date().toISOString(),
+      portBase: base,
+      agents,
+      qemuRoot,
+      qemuVersion: await qemuVersion(qemuRoot),
+      hosts: plans.map(record),
+    };
     await writeState(dir, state);
     try {
       // one after the other: the first creates the lab CA (qemu.conf of each host names its directory)
@@ -152,7 +166,7 @@ export async function labUp(opts: LabUpOptions = {}): Promise<LabInfo> {
         plans.map(async (p, i) => {
           await prepareHost(p);
           const h = state.hosts[i]!;
-          h.libvirtdPid = spawnLibvirtd(p);
+          h.libvirtdPid = spawnLibvirtd(p, qemuRoot);
           await writeState(dir, state);
           h.mntNs = await waitLibvirtd(p, h.libvirtdPid);
           await writeState(dir, state);

@@ -26,6 +26,9 @@ const LabState = z.object({
   createdAt: z.string(),
   portBase: z.number().int(),
   agents: z.boolean(),
+  /** the QEMU tree bind-mounted over the system's (qemu-engine.ts); null or absent: the system's */
+  qemuRoot: z.string().nullable().optional(),
+  qemuVersion: z.string().optional(),
   hosts: z.array(HostRecord),
 });
 export type LabState = z.infer<typeof LabState>;

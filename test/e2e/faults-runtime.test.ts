@@ -76,6 +76,9 @@ async function restoreLink(): Promise<void> {
   await execFileP('nft', ['delete', 'table', 'inet', TABLE]).catch(() => undefined);
 }
 
+/** the QEMU tree the lab runs (a restarted libvirtd must get the same one) */
+let qemuRoot: string | null = null;
+
 /** kill -9 a host's libvirtd and start a new one (its guests' QEMU processes live on). */
 async function restartLibvirtd(name: 'a' | 'b'): Promise<number> {
   const p = hostPlan(labDir(), name, portBase());
@@ -83,7 +86,7 @@ async function restartLibvirtd(name: 'a' | 'b'): Promise<number> {
   process.kill(pid, 'SIGKILL');
   const killedAt = Date.now();
   await sleep(500);
-  const fresh = spawnLibvirtd(p);
+  const fresh = spawnLibvirtd(p, qemuRoot);
   await waitLibvirtd(p, fresh);
   return killedAt;
 }
@@ -95,6 +98,7 @@ async function waitState(vm: string, pred: (s: Status) => boolean, ms: number, p
 describe('faults while a migration runs', { skip: isRoot ? false : 'needs root (lab hosts)' }, () => {
   before(async () => {
     const lab = await labUp({ agents: true });
+    qemuRoot = lab.qemu.root;
     useClientTls(lab.tls);
     const [a, b] = lab.hosts;
     assert.ok(a && b);
