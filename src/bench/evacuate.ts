@@ -13,7 +13,7 @@ import { isMigrationActive, type MigrationStatus } from '../api/results.js';
 import { AgentClient } from '../client/client.js';
 import { readTlsPaths } from '../client/tls.js';
 import { defineGuest, defineLinuxGuest, destroyGuest, labDown, labUp, readGuestProgress, readGuestStatus, readLinuxWork, restartAgent, shapeUplink, unshapeUplink, type LabHostInfo, type LabInfo } from '../lab/index.js';
-import { kernelFailure } from './guest-work.js';
+import { kernelFailure } from '../lab/index.js';
 
 interface Guest {
   name: string;

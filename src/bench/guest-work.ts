@@ -4,8 +4,7 @@
 //  - Linux guest: stress-ng's own work windows on the serial console, each against the rate of its
 //    step (a rate-limited stress-ng with CPU headroom loses nothing to a throttle that only eats idle
 //    time; one that needs the CPU does). Windows are timed on the host as their lines appear.
-import { readFile } from 'node:fs/promises';
-import { readGuestProgress, readGuestStatus, readLinuxWork, type WorkWindow } from '../lab/index.js';
+import { kernelFailure, readGuestProgress, readGuestStatus, readLinuxWork, type WorkWindow } from '../lab/index.js';
 
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
@@ -132,17 +131,6 @@ export function linuxLoss(windows: readonly SeenWindow[], markAt: number, endAt:
   const expected = windows.reduce((s, w) => s + (w.targetMB > 0 ? w.durationSec : 0), 0);
   const heavyDone = windows.reduce((s, w) => s + (w.targetMB > 0 ? unharmedSeconds(w, unharmedShare) : 0), 0);
   return { spanSec: span, lostSec: span - done, share: expected > 0 ? heavyDone / expected : 1 };
-}
-
-/** A guest that panicked (QEMU 7.2 under TCG loses dirty pages: docs/lab.md) never reports again. */
-const PANIC = /Kernel panic|BUG: unable to handle|general protection fault/;
-
-/** The first line of a Linux guest's serial log (this boot only) where its kernel panicked, without
- *  its timestamp, or null. */
-export async function kernelFailure(serialLog: string): Promise<string | null> {
-  const text = await readFile(serialLog, 'utf8').catch(() => '');
-  const line = text.split('\n').find((l) => PANIC.test(l));
-  return line ? line.replace(/^\[[\d. ]+\]\s*/, '').trim() : null;
 }
 
 /**

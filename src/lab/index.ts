@@ -16,7 +16,7 @@ export { defineLinuxGuest, linuxGuestXml } from './linux-guest.js';
 export type { DefineLinuxGuestOptions, LinuxGuestInfo } from './linux-guest.js';
 export { linuxWorkload, linuxCmdline, windowFor, LINUX_LOADS } from './linux-plan.js';
 export type { LinuxLoad, LinuxWorkload, PlanStep } from './linux-plan.js';
-export { parseWorkLog, readLinuxWork } from './linux-work.js';
+export { kernelFailure, parseWorkLog, readLinuxWork } from './linux-work.js';
 export type { WorkWindow } from './linux-work.js';
 export { ensureLinuxGuest } from './linux-build.js';
 export { cutNetwork, restoreNetwork, activeCuts, dropAllCuts } from './netcut.js';

@@ -50,3 +50,14 @@ export function parseWorkLog(text: string): { ready: boolean; windows: WorkWindo
 export async function readLinuxWork(serialLog: string): Promise<{ ready: boolean; windows: WorkWindow[] }> {
   return parseWorkLog(await readFile(serialLog, 'utf8').catch(() => ''));
 }
+
+/** Lines of a kernel that failed (QEMU 7.2 under TCG lost dirty pages and killed guests: docs/lab.md). */
+const PANIC = /Kernel panic|BUG: unable to handle|general protection fault/;
+
+/** The first line of a Linux guest's serial log (this boot only) where its kernel panicked, without
+ *  its timestamp, or null. */
+export async function kernelFailure(serialLog: string): Promise<string | null> {
+  const text = await readFile(serialLog, 'utf8').catch(() => '');
+  const line = text.split('\n').find((l) => PANIC.test(l));
+  return line ? line.replace(/^\[[\d. ]+\]\s*/, '').trim() : null;
+}
