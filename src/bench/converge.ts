@@ -42,8 +42,9 @@ async function main(): Promise<void> {
     const sweep = values.sweep ? values.sweep.split(',').map(Number) : [...SWEEP];
     if (sweep.some((t) => !SWEEP.includes(t))) throw new Error(`--sweep takes throttles from ${SWEEP.join(',')}`);
     const started = Date.now();
-    results = await runAll(SCENARIOS.filter((s) => wanted.includes(s.name)), sweep, values.out);
-    header = `Run ${new Date(started).toISOString()}, ${((Date.now() - started) / 60_000).toFixed(0)} min.`;
+    const run = await runAll(SCENARIOS.filter((s) => wanted.includes(s.name)), sweep, values.out);
+    results = run.results;
+    header = `Run ${new Date(started).toISOString()}, ${((Date.now() - started) / 60_000).toFixed(0)} min, QEMU ${run.qemu}.`;
   }
   const info: ScenarioInfo[] = SCENARIOS.map((s) => ({ name: s.name, about: s.about ?? '', budgetSec: budgetSec(s) }));
   const md = `# Convergence benchmark\n\n${header} Lab: two libvirt hosts on one 2-core machine, TCG, 1-vCPU guests. The time budget of a scenario is the default policy's completion timeout for the guest's RAM; the agent aborts any migration at that point.\n\n${report(results, info)}\n`;
@@ -73,7 +74,7 @@ async function runMode(a: LabHostInfo, b: LabHostInfo, tls: TlsPaths, sc: Scenar
   return r;
 }
 
-async function runAll(scenarios: Scenario[], sweep: number[], out: string): Promise<RunResult[]> {
+async function runAll(scenarios: Scenario[], sweep: number[], out: string): Promise<{ results: RunResult[]; qemu: string }> {
   const lab = await labUp({ agents: true });
   const results: RunResult[] = [];
   try {
@@ -95,7 +96,7 @@ async function runAll(scenarios: Scenario[], sweep: number[], out: string): Prom
   } finally {
     await labDown();
   }
-  return results;
+  return { results, qemu: lab.qemu.version };
 }
 
 await main();
