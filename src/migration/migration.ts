@@ -13,6 +13,7 @@ import type { Domain, JobStats, MigrateParams as LibvirtMigrateParams } from '..
 import { isJobActive, JobOperation, JobStatsFlags, MigrateFlags } from '../libvirt/types.js';
 import { isTransferStalled, stalledForMs, watchTransfer, type TransferWatch } from '../controller/transfer.js';
 import { applyAction } from './effects.js';
+import { breakStuckStreams } from './stuck-stream.js';
 import { destinationLost, postcopyPhase, vmLocation, type HostView } from './location.js';
 import { startMonitor, SampleTimeoutError, type Monitor } from './monitor.js';
 import { baselineRestoreActions, type QemuMigrationParams } from './params.js';
@@ -69,6 +70,9 @@ const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms
 const MiB = 1024 * 1024;
 /** Delay before post-copy resume attempt `n`: 1 s doubling, at most 5 s. */
 const resumeDelayMs = (n: number): number => Math.min(5_000, 1_000 * 2 ** Math.min(n, 3));
+/** A policy abort that QEMU has not carried out this long after the stall limit (its monitor hangs,
+ *  see stuck-stream.ts) is forced by breaking the stream. */
+const STREAM_BREAK_AFTER_MS = 10_000;
 
 export class Migration extends EventEmitter<MigrationEventMap> {
   readonly status: MigrationStatus;
@@ -92,6 +96,8 @@ export class Migration extends EventEmitter<MigrationEventMap> {
   /** post-copy switched over: the guest's state is on the destination, nothing can cancel it */
   private postcopyStarted = false;
   private transfer: TransferWatch | null = null;
+  /** a stall found while QEMU did not answer: when the abort was sent, and why */
+  private silentStall: { atMs: number; reason: string; broken: boolean } | null = null;
   /** parameters changed without a controller (stock policy), and their values before the first change */
   private readonly externalChanges: Action[] = [];
   private baseline: QemuMigrationParams | null = null;
@@ -345,9 +351,44 @@ export class Migration extends EventEmitter<MigrationEventMap> {
     if (isConnectionLost(err) || err instanceof SampleTimeoutError) {
       if (!this.domainStale) this.log.warn({ event: 'migration.libvirt_lost', err: err.message }, 'libvirt connection lost; re-acquiring the VM');
       this.domainStale = true;
+      if (err instanceof SampleTimeoutError) this.onSilence();
       return;
     }
     this.log.debug({ event: 'migration.sample_error', err: err.message }, 'job statistics unavailable');
+  }
+
+  /**
+   * No statistics came in time. A pre-copy stream that has moved nothing for the stall limit is
+   * aborted even so; when QEMU does not carry the abort out (its monitor hangs on the stuck stream,
+   * stuck-stream.ts), the stream is broken so that the migration fails and the guest runs on.
+   */
+  private onSilence(): void {
+    if (!this.active || this.settling || this.finishing || this.inPostcopy || this.cancelRequested || this.transfer === null) return;
+    const t = Date.now() - this.startedMs;
+    if (!isTransferStalled(this.transfer, t, this.plan.transferStallMs)) return;
+    if (this.silentStall === null) {
+      const secs = Math.round(stalledForMs(this.transfer, t) / 1000);
+      const reason = `no data moved for ${secs} s and QEMU stopped answering (a cut link or a hung destination; policy limit ${Math.round(this.plan.transferStallMs / 1000)} s); the guest keeps running on the source`;
+      this.silentStall = { atMs: t, reason, broken: false };
+      if (this.policyAbort === null) void this.runAction({ type: 'abort', reason });
+      return;
+    }
+    if (this.silentStall.broken || t - this.silentStall.atMs < STREAM_BREAK_AFTER_MS) return;
+    this.silentStall.broken = true;
+    void this.breakStream();
+  }
+
+  private async breakStream(): Promise<void> {
+    try {
+      const { pids, broken } = await breakStuckStreams(this.plan.vmName);
+      if (pids.length === 0) {
+        this.log.error({ event: 'migration.stream_stuck' }, 'the migration stream is stuck and QEMU does not answer; its process is not visible here, so the stream cannot be broken: it ends when TCP gives up');
+        return;
+      }
+      this.log.warn({ event: 'migration.stream_broken', qemuPids: pids, sockets: broken }, broken.length ? `QEMU did not carry out the abort: broke its stuck migration stream (${broken.join(', ')})` : 'QEMU did not carry out the abort, but none of its connections holds unsent data');
+    } catch (err) {
+      this.log.error({ event: 'migration.stream_stuck', err: err instanceof Error ? err.message : String(err) }, 'the migration stream is stuck and QEMU does not answer; breaking the stream failed (the agent needs CAP_NET_ADMIN): it ends when TCP gives up');
+    }
   }
 
   private onSample(stats: JobStats, view: HostView | null): void {
@@ -526,7 +567,8 @@ export class Migration extends EventEmitter<MigrationEventMap> {
       return this.finish('completed', null, where);
     }
     if (where === 'source') {
-      if (this.policyAbort !== null) return this.finish('failed', { name: 'ABORTED_BY_POLICY', message: `aborted by policy: ${this.policyAbort}` }, where);
+      const abortReason = this.policyAbort ?? this.silentStall?.reason ?? null;
+      if (abortReason !== null) return this.finish('failed', { name: 'ABORTED_BY_POLICY', message: `aborted by policy: ${abortReason}` }, where);
       if (this.cancelRequested) return this.finish('cancelled', null, where);
     }
     const why = message ?? 'libvirt ended the migration without the VM reaching the destination (e.g. libvirtd restarted)';
