@@ -17,6 +17,9 @@ class FakeDomain implements Domain {
   calls: string[] = [];
   stats: JobStats = { type: 0 };
   failQmp = false;
+  /** QEMU's monitor hangs: job statistics do not come back until the job is aborted */
+  statsHang = false;
+  private hung: (() => void)[] = [];
   private endMigration: ((err?: Error) => void) | null = null;
 
   getInfo(): Promise<DomainInfo> {
@@ -50,10 +53,13 @@ class FakeDomain implements Domain {
     });
   }
   getJobStats(flags = 0): Promise<JobStats> {
+    if (this.statsHang && flags !== 1) return new Promise<JobStats>((resolve) => this.hung.push(() => resolve(this.stats)));
     return Promise.resolve(flags === 1 ? { type: 3, downtime: 42, data_total: 100, data_processed: 100 } : this.stats);
   }
   abortJob(): Promise<void> {
     this.calls.push('abort');
+    this.statsHang = false;
+    for (const release of this.hung.splice(0)) setTimeout(release, 10);
     if (!this.endMigration) return Promise.reject(new Error('no job'));
     const err = Object.assign(new Error('operation aborted: migration out job: canceled by client'), { code: 78 });
     setTimeout(() => this.endMigration?.(err), 5);
@@ -276,6 +282,20 @@ test('a stream that moves nothing for the stall time is aborted; the VM stays on
   assert.match(final.error?.message ?? '', /no data moved/);
   assert.equal(final.vmLocation, 'source');
   assert.ok(d.calls.includes('abort'));
+});
+
+test('a stream that stopped moving is aborted at the stall limit even when the statistics stop coming (a hung QEMU monitor)', { timeout: 10_000 }, async () => {
+  const d = new FakeDomain();
+  d.stats = { type: 1, data_total: 1000, data_remaining: 500, data_processed: 100 };
+  const { m } = start(d, null, { transferStallMs: 200, sampleTimeoutMs: 20 });
+  await sleep(40);
+  assert.ok(!d.calls.includes('abort'), 'moving data at first');
+  d.statsHang = true;
+  const final = await m.done;
+  assert.equal(final.state, 'failed');
+  assert.equal(final.error?.name, 'ABORTED_BY_POLICY');
+  assert.match(final.error?.message ?? '', /no data moved for \d+ s and QEMU stopped answering/);
+  assert.equal(final.vmLocation, 'source');
 });
 
 test('a steered migration measures the dirty rate while it migrates and hands it to the controller', async () => {
