@@ -26,15 +26,7 @@ mapfile -t libs < <(
     tr ',' '\n' | sed -E 's/\|.*//; s/\(.*\)//; s/:any//; s/^ +| +$//g' |
     grep -v -E '^(qemu-system-(common|data|x86)|seabios)$' | grep -v '^$' | sort -u
 )
-missing=()
-for p in "${libs[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
-done
-if [ "${#missing[@]}" -gt 0 ]; then
-  echo "setup: installing the libraries the lab's QEMU needs: ${missing[*]}"
-  apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-fi
+bash "$(dirname "$0")/install-missing.sh" "the libraries the lab's QEMU needs" "${libs[@]}"
 
 rm -rf "$ROOT.new"
 mkdir -p "$ROOT.new"
