@@ -12,8 +12,7 @@ import type { EvacuationStatus } from '../api/evacuation.js';
 import { isMigrationActive, type MigrationStatus } from '../api/results.js';
 import { AgentClient } from '../client/client.js';
 import { readTlsPaths } from '../client/tls.js';
-import { defineGuest, defineLinuxGuest, destroyGuest, labDown, labUp, readGuestProgress, readGuestStatus, readLinuxWork, restartAgent, shapeUplink, unshapeUplink, type LabHostInfo, type LabInfo } from '../lab/index.js';
-import { kernelFailure } from '../lab/index.js';
+import { defineGuest, defineLinuxGuest, destroyGuest, kernelFailure, labDown, labUp, readGuestProgress, readGuestStatus, readLinuxWork, restartAgent, shapeUplink, unshapeUplink, type LabHostInfo, type LabInfo } from '../lab/index.js';
 
 interface Guest {
   name: string;

@@ -82,7 +82,7 @@ export interface ZeroSample {
 }
 
 /** QEMU's pid from one of its vCPU threads, checked to be this guest's QEMU. */
-async function qemuPidOf(domain: Domain): Promise<number> {
+async function qemuPid(domain: Domain): Promise<number> {
   const reply = CpusReply.parse(JSON.parse(await domain.qemuMonitorCommand(JSON.stringify({ execute: 'query-cpus-fast' }))));
   const tid = reply.return[0]!['thread-id'];
   const status = await readFile(`/proc/${tid}/status`, 'utf8');
@@ -96,7 +96,7 @@ async function qemuPidOf(domain: Domain): Promise<number> {
 /** Samples the guest's largest RAM block (its main memory) for zero pages. Rejects when QEMU is not
  *  a local process the agent may read, or its RAM is not one mapping of the block's size. */
 export async function sampleGuestZeroPages(domain: Domain, samples = ZERO_SAMPLE_PAGES): Promise<ZeroSample> {
-  const pid = await qemuPidOf(domain);
+  const pid = await qemuPid(domain);
   const block = parseRamBlocks(await domain.qemuMonitorCommand('info ramblock', true)).sort((a, b) => b.totalBytes - a.totalBytes)[0];
   if (!block) throw new Error('no RAM block in "info ramblock"');
   const mapping = findRamMapping(await readFile(`/proc/${pid}/maps`, 'utf8'), block.totalBytes);

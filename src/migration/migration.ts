@@ -367,8 +367,7 @@ export class Migration extends EventEmitter<MigrationEventMap> {
     const t = Date.now() - this.startedMs;
     if (!isTransferStalled(this.transfer, t, this.plan.transferStallMs)) return;
     if (this.silentStall === null) {
-      const secs = Math.round(stalledForMs(this.transfer, t) / 1000);
-      const reason = `no data moved for ${secs} s and QEMU stopped answering (a cut link or a hung destination; policy limit ${Math.round(this.plan.transferStallMs / 1000)} s); the guest keeps running on the source`;
+      const reason = this.stallReason(this.transfer, t, ' and QEMU stopped answering');
       this.silentStall = { atMs: t, reason, broken: false };
       if (this.policyAbort === null) void this.runAction({ type: 'abort', reason });
       return;
@@ -376,6 +375,12 @@ export class Migration extends EventEmitter<MigrationEventMap> {
     if (this.silentStall.broken || t - this.silentStall.atMs < STREAM_BREAK_AFTER_MS) return;
     this.silentStall.broken = true;
     void this.breakStream();
+  }
+
+  /** Why a stalled pre-copy stream is aborted (`also`: what else was seen). */
+  private stallReason(transfer: TransferWatch, t: number, also: string): string {
+    const secs = Math.round(stalledForMs(transfer, t) / 1000);
+    return `no data moved for ${secs} s${also} (a cut link or a hung destination; policy limit ${Math.round(this.plan.transferStallMs / 1000)} s); the guest keeps running on the source`;
   }
 
   private async breakStream(): Promise<void> {
@@ -441,8 +446,7 @@ export class Migration extends EventEmitter<MigrationEventMap> {
       for (const action of this.plan.controller.observe(sample)) void this.runAction(action);
     }
     if (steerable && !this.inPostcopy && this.transfer !== null && isTransferStalled(this.transfer, t, this.plan.transferStallMs)) {
-      const secs = Math.round(stalledForMs(this.transfer, t) / 1000);
-      void this.runAction({ type: 'abort', reason: `no data moved for ${secs} s (a cut link or a hung destination; policy limit ${Math.round(this.plan.transferStallMs / 1000)} s); the guest keeps running on the source` });
+      void this.runAction({ type: 'abort', reason: this.stallReason(this.transfer, t, '') });
       return;
     }
     const timeout = this.plan.completionTimeoutMs;
